@@ -1,0 +1,48 @@
+# Two commands set everything up on a fresh machine with Python 3.11+ and make:
+#   make demo   - a demo cluster on embedded defaults
+#   make test   - ruff, mypy --strict and the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: demo test lint typecheck pytest bench erlang clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP) $@
+
+demo: $(STAMP)
+	$(BIN)/trioactors demo
+
+# Erlang/OTP is the reference peer for the EPMD compatibility tests; installed
+# when possible, otherwise those tests skip and say why.
+erlang:
+	@bash scripts/install-erlang.sh
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check trioactors tests examples benchmarks
+	$(BIN)/ruff format --check trioactors tests examples benchmarks
+
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy --strict trioactors
+
+pytest: $(TEST_STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test: erlang lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/local.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Subcommands of the `trioactors` command line, one module each."""

@@ -1,0 +1,109 @@
+"""The exception hierarchy: everything trioactors raises derives from TrioActorsError."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AuthenticationFailed",
+    "CallFailed",
+    "CallTimeout",
+    "ConnectionFailed",
+    "EpmdError",
+    "EpmdUnavailable",
+    "FrameTooLarge",
+    "NameTaken",
+    "NodeIdCollision",
+    "NotSerializable",
+    "ProtocolError",
+    "SpawnFailed",
+    "StartFailed",
+    "TrioActorsError",
+]
+
+
+class TrioActorsError(Exception):
+    """Base class of every error trioactors raises on purpose."""
+
+
+class NameTaken(TrioActorsError):
+    """A name (local registry, EPMD node name, global name) is already taken."""
+
+    def __init__(self, name: str, detail: str = "") -> None:
+        self.name = name
+        msg = f"name {name!r} is already taken"
+        if detail:
+            msg += f": {detail}"
+        super().__init__(msg)
+
+
+class CallTimeout(TrioActorsError):
+    """A `call` got no reply within its timeout."""
+
+    def __init__(self, dest: Any, timeout: float) -> None:
+        self.dest = dest
+        self.timeout = timeout
+        super().__init__(
+            f"call to {dest!r} got no reply within {timeout} s; "
+            "raise the timeout or check that the server replies"
+        )
+
+
+class CallFailed(TrioActorsError):
+    """The server of a `call` was down or went down: `reason` says why."""
+
+    def __init__(self, reason: Any, dest: Any = None) -> None:
+        self.reason = reason
+        self.dest = dest
+        where = f" to {dest!r}" if dest is not None else ""
+        super().__init__(f"call{where} failed: server exited with reason {reason!r}")
+
+
+class StartFailed(TrioActorsError):
+    """A server or supervisor failed to start (its `init` raised or it exited)."""
+
+    def __init__(self, reason: Any, what: str = "server") -> None:
+        self.reason = reason
+        super().__init__(f"{what} failed to start: {reason!r}")
+
+
+class SpawnFailed(TrioActorsError):
+    """A remote spawn could not be done (unknown spawnable, node unreachable, ...)."""
+
+
+class NotSerializable(TrioActorsError):
+    """A message holds a value that cannot cross nodes (only CBOR types and
+    `@ta.message` classes can)."""
+
+
+class ProtocolError(TrioActorsError):
+    """Bytes from the network broke the protocol; the connection is closed."""
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame announced a size above the configured maximum."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"frame of {size} bytes exceeds the maximum of {limit} bytes")
+
+
+class ConnectionFailed(TrioActorsError):
+    """A node could not be reached or the connection to it was lost."""
+
+
+class AuthenticationFailed(ConnectionFailed):
+    """The peer did not prove it knows the cookie (or we did not convince it)."""
+
+
+class NodeIdCollision(ConnectionFailed):
+    """Two node names hash to the same node id; rename one of the nodes."""
+
+
+class EpmdError(TrioActorsError):
+    """The EPMD daemon refused a request or answered something unexpected."""
+
+
+class EpmdUnavailable(EpmdError):
+    """No EPMD daemon answered at the given address."""
