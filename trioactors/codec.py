@@ -107,6 +107,15 @@ class FrameDecoder:
         while (body := self.next_frame()) is not None:
             yield body
 
+    def detach(self) -> bytes:
+        """Hand over every buffered byte (starting at a frame boundary) and
+        empty the decoder: a protocol switching parsers mid-stream (a handshake
+        followed by node traffic) passes the rest on without losing a byte."""
+        data = bytes(self._buf)
+        self._buf.clear()
+        self._need = -1
+        return data
+
 
 # --------------------------------------------------------------------------- registry
 
@@ -329,3 +338,59 @@ def dumps(obj: Any) -> bytes:
 def loads(data: bytes) -> Any:
     """Decode `dumps()` output; `ProtocolError` for anything malformed."""
     return _PLAIN.decode(data)
+
+
+# --------------------------------------------------------------------------- records
+
+
+class RecordSet:
+    """Compact wire form for a fixed family of frozen attrs records.
+
+    A record travels as the CBOR array ``[code, field1, field2, ...]``: no
+    class or field names on the wire, so the per-message overhead of the node
+    protocol stays a few bytes. Each record class is registered with its code
+    and, per field, the type(s) a decoded value must have (`None` = any value
+    the `MessageCodec` accepts), so a hostile peer cannot put a string where a
+    pid belongs: `decode` raises `ProtocolError` instead.
+    """
+
+    def __init__(self) -> None:
+        self._by_code: dict[int, tuple[type[Any], tuple[Any, ...]]] = {}
+        self._codes: dict[type[Any], tuple[int, tuple[str, ...]]] = {}
+
+    def register(self, code: int, cls: type[Any], *types: Any) -> None:
+        """Give attrs class `cls` the wire `code`; `types` lists, per field in
+        declaration order, the accepted type (or tuple of types, or None)."""
+        names = tuple(f.name for f in attrs.fields(cls))
+        if len(names) != len(types):
+            raise TypeError(f"{cls.__qualname__}: {len(names)} fields but {len(types)} types")
+        if code in self._by_code or cls in self._codes:
+            raise ValueError(f"record code {code} or class {cls.__qualname__} registered twice")
+        self._by_code[code] = (cls, types)
+        self._codes[cls] = (code, names)
+
+    def encode(self, codec: MessageCodec, record: Any) -> bytes:
+        """CBOR bytes of `record`; `NotSerializable` if a field cannot cross nodes."""
+        code, names = self._codes[type(record)]
+        return codec.encode([code, *[getattr(record, n) for n in names]])
+
+    def frame(self, codec: MessageCodec, record: Any) -> bytes:
+        """`encode` behind its frame header, ready for the socket."""
+        return encode_frame(self.encode(codec, record))
+
+    def decode(self, codec: MessageCodec, data: bytes) -> Any:
+        """The record in `data`; `ProtocolError` for anything malformed."""
+        value = codec.decode(data)
+        if not isinstance(value, list) or not value or type(value[0]) is not int:
+            raise ProtocolError("malformed record: expected [code, fields...]")
+        entry = self._by_code.get(value[0])
+        if entry is None:
+            raise ProtocolError(f"unknown record code {value[0]!r}")
+        cls, types = entry
+        fields = value[1:]
+        if len(fields) != len(types):
+            raise ProtocolError(f"{cls.__name__}: expected {len(types)} fields, got {len(fields)}")
+        for field, typ in zip(fields, types, strict=True):
+            if typ is not None and not isinstance(field, typ):
+                raise ProtocolError(f"{cls.__name__}: unexpected {type(field).__name__} field")
+        return cls(*fields)
