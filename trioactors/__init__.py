@@ -29,6 +29,8 @@ from .pid import Pid, Ref
 # -- local runtime (system, gen_server, supervisor) --
 
 # -- epmd --
+# isort: split
+from .epmd import EpmdClient, EpmdServer, NodeInfo, serve_epmd
 
 # -- distribution --
 
@@ -37,12 +39,15 @@ __all__ = [
     "CallFailed",
     "CallTimeout",
     "ConnectionFailed",
+    "EpmdClient",
     "EpmdError",
+    "EpmdServer",
     "EpmdUnavailable",
     "FrameTooLarge",
     "MessageRegistry",
     "NameTaken",
     "NodeIdCollision",
+    "NodeInfo",
     "NotSerializable",
     "Pid",
     "ProtocolError",
@@ -52,4 +57,5 @@ __all__ = [
     "TrioActorsError",
     "__version__",
     "message",
+    "serve_epmd",
 ]
