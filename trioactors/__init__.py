@@ -27,6 +27,12 @@ from .errors import (
 from .pid import Pid, Ref
 
 # -- local runtime (system, gen_server, supervisor) --
+# isort: split
+from .errors import ActorExited, NoProc, SystemClosed
+from .gen_server import NO_REPLY, Caller, GenServer
+from .messages import Crash, Down, Exit, NodeDown, NodeUp, TimerRef
+from .supervisor import ChildSpec, SupervisorSpec, supervisor
+from .system import ActorSystem, Context, open_actor_system
 
 # -- epmd --
 # isort: split
@@ -35,27 +41,45 @@ from .epmd import EpmdClient, EpmdServer, NodeInfo, serve_epmd
 # -- distribution --
 
 __all__ = [
+    "NO_REPLY",
+    "ActorExited",
+    "ActorSystem",
     "AuthenticationFailed",
     "CallFailed",
     "CallTimeout",
+    "Caller",
+    "ChildSpec",
     "ConnectionFailed",
+    "Context",
+    "Crash",
+    "Down",
     "EpmdClient",
     "EpmdError",
     "EpmdServer",
     "EpmdUnavailable",
+    "Exit",
     "FrameTooLarge",
+    "GenServer",
     "MessageRegistry",
     "NameTaken",
+    "NoProc",
+    "NodeDown",
     "NodeIdCollision",
     "NodeInfo",
+    "NodeUp",
     "NotSerializable",
     "Pid",
     "ProtocolError",
     "Ref",
     "SpawnFailed",
     "StartFailed",
+    "SupervisorSpec",
+    "SystemClosed",
+    "TimerRef",
     "TrioActorsError",
     "__version__",
     "message",
+    "open_actor_system",
     "serve_epmd",
+    "supervisor",
 ]

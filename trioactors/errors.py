@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ActorExited",
     "AuthenticationFailed",
     "CallFailed",
     "CallTimeout",
@@ -13,11 +14,14 @@ __all__ = [
     "EpmdUnavailable",
     "FrameTooLarge",
     "NameTaken",
+    "NoProc",
     "NodeIdCollision",
+    "NotLocalPid",
     "NotSerializable",
     "ProtocolError",
     "SpawnFailed",
     "StartFailed",
+    "SystemClosed",
     "TrioActorsError",
 ]
 
@@ -67,6 +71,24 @@ class StartFailed(TrioActorsError):
         super().__init__(f"{what} failed to start: {reason!r}")
 
 
+class NoProc(TrioActorsError):
+    """The process named in the request is not alive (or is not what it should be)."""
+
+
+class ActorExited(TrioActorsError):
+    """A `system.actor()` block was ended by an exit signal: `reason` says why
+    (trap exits with `trap_exits=True` to receive them as `ta.Exit` messages)."""
+
+    def __init__(self, reason: Any, pid: Any = None) -> None:
+        self.reason = reason
+        self.pid = pid
+        super().__init__(f"actor {pid} was ended by an exit signal with reason {reason!r}")
+
+
+class SystemClosed(TrioActorsError):
+    """The actor system has shut down (or is shutting down) and takes no new actors."""
+
+
 class SpawnFailed(TrioActorsError):
     """A remote spawn could not be done (unknown spawnable, node unreachable, ...)."""
 
@@ -107,3 +129,15 @@ class EpmdError(TrioActorsError):
 
 class EpmdUnavailable(EpmdError):
     """No EPMD daemon answered at the given address."""
+
+
+class NotLocalPid(TrioActorsError):
+    """An operation that only a pid's own node may do was asked for a remote pid
+    (e.g. joining a process group: each node joins its own pids)."""
+
+    def __init__(self, pid: Any, action: str) -> None:
+        self.pid = pid
+        super().__init__(
+            f"cannot {action} with {pid}: it lives on another node; "
+            "do it on the pid's own node (only local pids can be used here)"
+        )
