@@ -1,0 +1,281 @@
+"""The global registry over an in-memory cluster (tests/cluster_fakes.py)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+import trio
+from cluster_fakes import FakeNet, FakeNode, fake_cluster
+
+import trioactors as ta
+from trioactors.dist.globals import GlobalRegister, GlobalSync, notify_all
+from trioactors.pid import Pid
+
+
+async def sleeper(ctx: Any) -> None:
+    """An actor that lives until told otherwise, echoing `("ping", from)`."""
+    while True:
+        msg = await ctx.receive()
+        if isinstance(msg, tuple) and msg[0] == "ping":
+            ctx.send(msg[1], ("pong", ctx.pid))
+        elif msg == "stop":
+            return
+
+
+def views(net: FakeNet, name: str) -> dict[str, Pid | None]:
+    """`whereis_global(name)` on every node."""
+    return {n: node.globals.whereis_global(name) for n, node in net.nodes.items()}
+
+
+def everywhere(net: FakeNet, owner: FakeNode, pid: Pid | None) -> dict[str, Pid | None]:
+    """What every node's view should be when `owner`'s `pid` holds a name."""
+    if pid is None:
+        return dict.fromkeys(net.nodes)
+    return {n: owner.seen_from(node, pid) for n, node in net.nodes.items()}
+
+
+async def test_register_is_seen_everywhere_and_reachable() -> None:
+    async with fake_cluster(["a", "b", "c"]) as net:
+        a, c = net.nodes["a"], net.nodes["c"]
+        pid = a.system.spawn(sleeper)
+        assert await a.globals.register_global("svc", pid) is True
+        await net.settle()
+        assert views(net, "svc") == everywhere(net, a, pid)
+        assert c.globals.registered_globals() == ["svc"]
+        async with c.system.actor() as me:
+            assert c.globals.send_global("svc", ("ping", me.pid)) is True
+            reply = await me.receive(timeout=5)
+        assert reply == ("pong", a.seen_from(c, pid))
+        assert c.globals.send_global("nobody", "x") is False
+        # Taken: refused from anywhere, even for the same pid.
+        other = c.system.spawn(sleeper)
+        assert await c.globals.register_global("svc", other) is False
+        assert await a.globals.register_global("svc", pid) is False
+
+
+async def race(
+    net: FakeNet, names: list[str]
+) -> tuple[dict[str, Pid], dict[tuple[str, str], bool]]:
+    """Every node spawns an actor and registers it under each of `names` at once."""
+    pids = {n: node.system.spawn(sleeper) for n, node in net.nodes.items()}
+    results: dict[tuple[str, str], bool] = {}
+
+    async def claim(n: str, name: str) -> None:
+        results[(n, name)] = await net.nodes[n].globals.register_global(name, pids[n])
+
+    async with trio.open_nursery() as nursery:
+        for name in names:
+            for n in net.nodes:
+                nursery.start_soon(claim, n, name)
+    await net.settle()
+    return pids, results
+
+
+async def test_race_for_a_name_has_exactly_one_winner_everywhere() -> None:
+    for seed in range(4):
+        async with fake_cluster(["a", "b", "c", "d", "e"], seed=seed) as net:
+            pids, results = await race(net, ["x", "y", "z"])
+            for name in ("x", "y", "z"):
+                winners = [n for n in net.nodes if results[(n, name)]]
+                assert len(winners) == 1, (seed, name, results)
+                owner = net.nodes[winners[0]]
+                assert views(net, name) == everywhere(net, owner, pids[winners[0]])
+            # Nobody got killed: there was never a conflict to resolve.
+            for n, node in net.nodes.items():
+                assert node.system.is_alive(pids[n])
+
+
+async def test_name_freed_everywhere_when_its_actor_ends() -> None:
+    async with fake_cluster(["a", "b", "c"]) as net:
+        a, b = net.nodes["a"], net.nodes["b"]
+        pid = a.system.spawn(sleeper)
+        assert await a.globals.register_global("svc", pid)
+        assert await a.globals.register_global("svc2", pid)
+        await net.settle()
+        a.system.send(pid, "stop")
+        await a.system.join(pid)
+        await net.settle()
+        assert views(net, "svc") == everywhere(net, a, None)
+        assert all(node.globals.registered_globals() == [] for node in net.nodes.values())
+        # And it can be taken again, from another node.
+        pid_b = b.system.spawn(sleeper)
+        assert await b.globals.register_global("svc", pid_b)
+        await net.settle()
+        assert views(net, "svc") == everywhere(net, b, pid_b)
+
+
+async def test_name_freed_everywhere_when_its_node_goes_down() -> None:
+    async with fake_cluster(["a", "b", "c"]) as net:
+        a, b = net.nodes["a"], net.nodes["b"]
+        pid = a.system.spawn(sleeper)
+        assert await a.globals.register_global("svc", pid)
+        kept = b.system.spawn(sleeper)
+        assert await b.globals.register_global("kept", kept)
+        await net.settle()
+        await a.stop()
+        assert views(net, "svc") == everywhere(net, b, None)
+        assert views(net, "kept") == everywhere(net, b, kept)
+        # The name is free for the survivors.
+        pid_c = net.nodes["c"].system.spawn(sleeper)
+        assert await net.nodes["c"].globals.register_global("svc", pid_c)
+
+
+async def test_newcomer_learns_existing_names() -> None:
+    async with fake_cluster(["a", "b"]) as net:
+        a, b = net.nodes["a"], net.nodes["b"]
+        pa, pb = a.system.spawn(sleeper), b.system.spawn(sleeper)
+        assert await a.globals.register_global("one", pa)
+        assert await b.globals.register_global("two", pb)
+        d = await net.add("d")
+        assert d.globals.registered_globals() == []
+        net.connect_all()
+        await net.settle()
+        assert d.globals.registered_globals() == ["one", "two"]
+        assert d.globals.whereis_global("one") == a.seen_from(d, pa)
+        assert d.globals.whereis_global("two") == b.seen_from(d, pb)
+
+
+async def test_remote_pid_is_registered_and_unregistered_by_its_node() -> None:
+    async with fake_cluster(["a", "b", "c"]) as net:
+        a, b, c = net.nodes["a"], net.nodes["b"], net.nodes["c"]
+        pid = a.system.spawn(sleeper)
+        remote = a.seen_from(c, pid)
+        assert await c.globals.register_global("svc", remote) is True
+        await net.settle()
+        assert views(net, "svc") == everywhere(net, a, pid)
+        await b.globals.unregister_global("svc")
+        assert b.globals.whereis_global("svc") is None
+        await net.settle()
+        assert views(net, "svc") == everywhere(net, a, None)
+        # Its node still watches it: a name given remotely goes when it ends.
+        assert await c.globals.register_global("svc", remote) is True
+        await net.settle()
+        a.system.send(pid, "stop")
+        await a.system.join(pid)
+        await net.settle()
+        assert views(net, "svc") == everywhere(net, a, None)
+        # A pid that is gone, or of a node that is not connected, cannot be registered.
+        assert await c.globals.register_global("svc", remote) is False
+        assert await a.globals.register_global("svc", pid) is False
+        assert await c.globals.register_global("svc", Pid.with_node(12345, 1)) is False
+        with pytest.raises(TypeError):
+            await c.globals.register_global(42, remote)  # type: ignore[arg-type]
+
+
+async def partitioned_pair(net: FakeNet) -> tuple[Pid, Pid]:
+    """Cut {a} from {b, c}; each side registers "svc"; both succeed."""
+    a, b = net.nodes["a"], net.nodes["b"]
+    net.partition({"a"})
+    pa, pb = a.system.spawn(sleeper), b.system.spawn(sleeper)
+    assert await a.globals.register_global("svc", pa) is True
+    assert await b.globals.register_global("svc", pb) is True
+    await net.settle()
+    assert a.globals.whereis_global("svc") == pa
+    assert net.nodes["c"].globals.whereis_global("svc") == b.seen_from(net.nodes["c"], pb)
+    return pa, pb
+
+
+async def test_partition_heal_conflict_keeps_first_node_by_default(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="trioactors.dist.globals")
+    async with fake_cluster(["a", "b", "c"]) as net:
+        a, b = net.nodes["a"], net.nodes["b"]
+        pa, pb = await partitioned_pair(net)
+        net.connect_all()
+        assert await b.system.join(pb) == ("global_name_conflict", "svc")
+        await net.settle()
+        assert views(net, "svc") == everywhere(net, a, pa)
+        assert a.system.is_alive(pa)
+        conflicts = [r for r in caplog.records if "svc" in r.getMessage()]
+        assert {r.levelno for r in conflicts} == {logging.WARNING}
+        assert len(conflicts) >= 2  # the arbiter and the loser's node both say so
+
+
+async def test_partition_heal_conflict_with_custom_resolver() -> None:
+    def keep_second(name: str, pid1: Pid, pid2: Pid) -> Pid:
+        calls.append((name, pid1, pid2))
+        return pid2
+
+    calls: list[tuple[str, Pid, Pid]] = []
+    async with fake_cluster(["a", "b", "c"]) as net:
+        a, b = net.nodes["a"], net.nodes["b"]
+        net.partition({"a"})
+        pa, pb = a.system.spawn(sleeper), b.system.spawn(sleeper)
+        assert await a.globals.register_global("svc", pa, resolve=keep_second)
+        assert await b.globals.register_global("svc", pb)
+        net.connect_all()
+        assert await a.system.join(pa) == ("global_name_conflict", "svc")
+        await net.settle()
+        assert views(net, "svc") == everywhere(net, b, pb)
+        # Run once, on the arbiter "a", with a's pid first.
+        assert calls == [("svc", pa, b.seen_from(a, pb))]
+
+
+async def test_registry_wide_resolver_and_notify_all() -> None:
+    async with fake_cluster(["b", "c"]) as net:
+        a = await net.add("a", resolve=notify_all)  # not connected yet: a partition
+        b = net.nodes["b"]
+        async with a.system.actor() as holder_a, b.system.actor() as holder_b:
+            assert await a.globals.register_global("svc", holder_a.pid)
+            assert await a.globals.register_global("svc2", holder_a.pid)
+            assert await b.globals.register_global("svc", holder_b.pid)
+            net.connect_all()
+            # Both unregistered, both told about the other, neither exited.
+            msg_a = await holder_a.receive(timeout=5)
+            msg_b = await holder_b.receive(timeout=5)
+            assert msg_a == ("global_name_conflict", "svc", b.seen_from(a, holder_b.pid))
+            assert msg_b == ("global_name_conflict", "svc", a.seen_from(b, holder_a.pid))
+            await net.settle()
+            assert views(net, "svc") == everywhere(net, a, None)
+            assert views(net, "svc2") == everywhere(net, a, holder_a.pid)
+
+
+async def test_unregister_everywhere_and_bad_peer_records() -> None:
+    async with fake_cluster(["a", "b"]) as net:
+        a, b = net.nodes["a"], net.nodes["b"]
+        pid = a.system.spawn(sleeper)
+        assert await a.globals.register_global("svc", pid)
+        await net.settle()
+        await a.globals.unregister_global("svc")
+        await net.settle()
+        assert views(net, "svc") == everywhere(net, a, None)
+        await a.globals.unregister_global("svc")  # idempotent
+        # A peer may only claim names for its own pids.
+        foreign = Pid.with_node(777, 1)
+        with pytest.raises(ta.ProtocolError):
+            b.services.handle("a", GlobalRegister("x", foreign))
+        with pytest.raises(ta.ProtocolError):
+            b.services.handle("a", GlobalSync({"x": foreign}))
+        assert b.globals.registered_globals() == []
+
+
+async def test_registrations_survive_churn_of_other_nodes() -> None:
+    """Registering while nodes join and leave still ends with one holder per name."""
+    async with fake_cluster(["a", "b", "c", "d"], seed=7) as net:
+        pids = {n: node.system.spawn(sleeper) for n, node in net.nodes.items()}
+        results: dict[tuple[str, int], bool] = {}
+
+        async def claim(n: str, i: int) -> None:
+            results[(n, i)] = await net.nodes[n].globals.register_global(f"n{i}", pids[n])
+
+        async def churn() -> None:
+            for _ in range(3):
+                await trio.sleep(0.001)
+                net.cut("c", "d")
+                await trio.sleep(0.001)
+                net.connect("c", "d")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(churn)
+            for i in range(10):
+                for n in ("a", "b"):
+                    nursery.start_soon(claim, n, i)
+        await net.settle()
+        for i in range(10):
+            winners = [n for n in ("a", "b") if results[(n, i)]]
+            assert len(winners) == 1, results
+            owner = net.nodes[winners[0]]
+            assert views(net, f"n{i}") == everywhere(net, owner, pids[winners[0]])
