@@ -1,0 +1,282 @@
+"""One established connection to a peer node over a trio stream (TCP or TLS).
+
+A `Connection` runs two tasks under its own nursery:
+
+- the reader splits incoming bytes into frames (`FrameDecoder`, the maximum
+  frame size checked before a body is buffered) and hands each body to the
+  node's dispatcher, which only ever does non-blocking local deliveries, so a
+  slow actor can never stall the connection for the others. Nothing received
+  for `tick_timeout` seconds means the peer is down, even with the socket
+  still open (a frozen process, a cut cable);
+- the writer takes every frame queued since its last write and sends them in
+  one `send_all` (few syscalls under load), and sends a tick when it has had
+  nothing to say for a quarter of the tick timeout.
+
+The outgoing queue is unbounded: `send_frame` never blocks a sender, like
+Erlang's `!`. Anything malformed from the peer ends this connection only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+import trio
+
+from ..codec import DEFAULT_MAX_FRAME_SIZE, FrameDecoder
+from ..errors import ProtocolError
+from .handshake import Established, Handshake, PeerHello, Refused
+from .protocol import TICK
+
+__all__ = ["Connection", "run_handshake", "wrap_tls"]
+
+log = logging.getLogger("trioactors.dist")
+
+_RECEIVE_SIZE: Final = 256 * 1024
+#: Upper bound of one socket write; bigger backlogs go out in several.
+_BATCH_BYTES: Final = 1024 * 1024
+
+#: Why a connection ended (also the `NodeDown` reason).
+CLOSED: Final = "connection_closed"
+TICK_TIMEOUT: Final = "net_tick_timeout"
+DISCONNECT: Final = "disconnect"
+PROTOCOL: Final = "protocol_error"
+
+_BROKEN: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+async def wrap_tls(
+    stream: trio.abc.Stream,
+    context: ssl.SSLContext,
+    *,
+    server_side: bool,
+    server_hostname: str | None = None,
+) -> trio.SSLStream[trio.abc.Stream]:
+    """`stream` inside TLS, with the TLS handshake done."""
+    tls = trio.SSLStream(
+        stream,
+        context,
+        server_side=server_side,
+        server_hostname=None if server_side else server_hostname,
+        https_compatible=False,
+    )
+    await tls.do_handshake()
+    return tls
+
+
+async def run_handshake(
+    stream: trio.abc.Stream,
+    machine: Handshake,
+    decide: Callable[[PeerHello], tuple[str, str] | None] | None = None,
+) -> Established | Refused:
+    """Drive `machine` over `stream` until it is established or refused.
+
+    `decide` (acceptor) returns None to accept the announced peer or a
+    `(reason, detail)` refusal. Errors raised by the machine propagate after
+    any refusal frame it queued has been sent (best effort).
+    """
+    try:
+        out = machine.data_to_send()
+        if out:
+            await stream.send_all(out)
+        while True:
+            data = await stream.receive_some(4096)
+            if not data:
+                raise ProtocolError("the peer closed the connection during the handshake")
+            result: Established | Refused | None = None
+            for event in machine.receive_data(bytes(data)):
+                if isinstance(event, PeerHello):
+                    refusal = decide(event) if decide is not None else None
+                    if refusal is None:
+                        machine.accept()
+                    else:
+                        machine.refuse(*refusal)
+                        result = Refused(*refusal)
+                else:
+                    result = event
+            out = machine.data_to_send()
+            if out:
+                await stream.send_all(out)
+            if result is not None:
+                return result
+    except Exception:
+        out = machine.data_to_send()
+        if out:
+            with trio.move_on_after(1), contextlib.suppress(*_BROKEN):
+                await stream.send_all(out)
+        raise
+
+
+class Connection:
+    """The established link to one peer; see the module docstring.
+
+    `on_frame(body)` is called for every non-empty frame, in order; it may
+    raise `ProtocolError` to close the connection. `outgoing` may hold frames
+    queued before the connection existed; they go out first.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        *,
+        peer: str,
+        on_frame: Callable[[bytes], None],
+        tick_timeout: float,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        initial: bytes = b"",
+        outgoing: deque[bytes] | None = None,
+    ) -> None:
+        self.stream = stream
+        self.peer = peer
+        self.tick_timeout = tick_timeout
+        self.reason: str | None = None
+        self._on_frame = on_frame
+        self._decoder = FrameDecoder(max_frame_size)
+        self._decoder.feed(initial)
+        self._queue: deque[bytes] = outgoing if outgoing is not None else deque()
+        self._writer_waiting: trio.Event | None = None
+        self._closing = False
+        self._final: bytes = b""
+        self._peer_closed = trio.Event()
+        self._cancel = trio.CancelScope()
+        self.frames_in = 0
+        self.bytes_out = 0
+
+    @property
+    def open(self) -> bool:
+        """True until the connection started closing."""
+        return self.reason is None and not self._closing
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue an already framed record; never blocks (dropped once closing)."""
+        if self._closing or self.reason is not None:
+            return
+        self._queue.append(frame)
+        waiting = self._writer_waiting
+        if waiting is not None:
+            self._writer_waiting = None
+            waiting.set()
+
+    def close(self, final: bytes = b"", reason: str = DISCONNECT) -> None:
+        """Graceful close: the writer sends what is queued, then `final`
+        (a goodbye), waits briefly for the peer to hang up, and ends."""
+        if self._closing or self.reason is not None:
+            return
+        self._closing = True
+        self._final = final
+        self._set_reason(reason, only_if_unset=True, keep_running=True)
+        waiting = self._writer_waiting
+        if waiting is not None:
+            self._writer_waiting = None
+            waiting.set()
+
+    def abort(self, reason: str) -> None:
+        """End the connection now, dropping whatever is queued."""
+        self._set_reason(reason, only_if_unset=True)
+
+    def _set_reason(self, reason: str, *, only_if_unset: bool, keep_running: bool = False) -> None:
+        if self.reason is None or not only_if_unset:
+            self.reason = reason
+        if not keep_running:
+            self._cancel.cancel()
+
+    async def run(self) -> str:
+        """Run until the connection ends; returns why (`connection_closed`,
+        `net_tick_timeout`, `disconnect`, `protocol_error`)."""
+        with self._cancel:
+            try:
+                # Frames that arrived with the last handshake bytes come first.
+                self._dispatch()
+            except ProtocolError as exc:
+                self._protocol_error(exc)
+            else:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._reader)
+                    nursery.start_soon(self._writer)
+        with trio.CancelScope(shield=True), trio.move_on_after(1):
+            await trio.aclose_forcefully(self.stream)
+        return self.reason or CLOSED
+
+    def _protocol_error(self, exc: Exception) -> None:
+        log.warning("closing connection to node %r: %s", self.peer, exc)
+        self._set_reason(PROTOCOL, only_if_unset=False)
+
+    def _dispatch(self) -> None:
+        on_frame = self._on_frame
+        for body in self._decoder:
+            if body:
+                self.frames_in += 1
+                on_frame(body)
+
+    async def _reader(self) -> None:
+        stream = self.stream
+        decoder = self._decoder
+        while True:
+            with trio.move_on_after(self.tick_timeout) as silence:
+                try:
+                    data = await stream.receive_some(_RECEIVE_SIZE)
+                except _BROKEN as exc:
+                    log.info("connection to node %r lost: %s", self.peer, exc or type(exc).__name__)
+                    data = b""
+            if silence.cancelled_caught:
+                log.warning(
+                    "node %r sent nothing for %.1f s (tick timeout): considered down",
+                    self.peer,
+                    self.tick_timeout,
+                )
+                self._set_reason(TICK_TIMEOUT, only_if_unset=True)
+                return
+            if not data:
+                self._peer_closed.set()
+                self._set_reason(CLOSED, only_if_unset=True)
+                return
+            decoder.feed(data)  # type: ignore[arg-type]  # bytearray is fine here
+            try:
+                self._dispatch()
+            except ProtocolError as exc:
+                self._protocol_error(exc)
+                return
+
+    async def _writer(self) -> None:
+        stream = self.stream
+        queue = self._queue
+        interval = self.tick_timeout / 4
+        try:
+            while True:
+                if not queue:
+                    if self._closing:
+                        break
+                    waiting = self._writer_waiting = trio.Event()
+                    with trio.move_on_after(interval):
+                        await waiting.wait()
+                    self._writer_waiting = None
+                    if not queue:
+                        if self._closing:
+                            break
+                        queue.append(TICK)
+                if len(queue) == 1:
+                    batch = queue.popleft()
+                else:
+                    parts = []
+                    size = 0
+                    while queue and size < _BATCH_BYTES:
+                        frame = queue.popleft()
+                        parts.append(frame)
+                        size += len(frame)
+                    batch = b"".join(parts)
+                self.bytes_out += len(batch)
+                await stream.send_all(batch)
+            if self._final:
+                await stream.send_all(self._final)
+            # Give the peer a moment to read everything and hang up first, so
+            # our close cannot turn into a reset that discards unread data.
+            with trio.move_on_after(min(2.0, self.tick_timeout)):
+                await self._peer_closed.wait()
+            self._set_reason(DISCONNECT, only_if_unset=True)
+        except _BROKEN as exc:
+            log.info("connection to node %r lost while writing: %s", self.peer, exc)
+            self._set_reason(CLOSED, only_if_unset=True)

@@ -1,0 +1,346 @@
+"""`open_node`: a trio program becomes a cluster node.
+
+```
+open_node("alpha", ...)                  async context manager -> Node
+└── node nursery
+    ├── ActorSystem nursery              the local runtime (open_actor_system)
+    ├── NetKernel                        owns outgoing connection tasks
+    ├── listener (trio.serve_tcp)        incoming connections, one task each
+    └── Discovery                        EPMD registration, polling, auto-connect
+```
+
+Leaving the block shuts down in this order: the EPMD registration is removed
+(no new peer finds us), local actors end with `shutdown` (their exit signals
+and `Down`s still reach remote peers), every peer gets a goodbye after what
+was queued for it, then the listener and the sockets close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import secrets
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from ..codec import DEFAULT_MAX_FRAME_SIZE, MessageRegistry
+from ..epmd import NodeInfo
+from ..errors import EpmdError
+from ..pid import Pid
+from ..system import ActorSystem, open_actor_system
+from .discovery import DEFAULT_POLL_INTERVAL, Discovery
+from .kernel import NetKernel
+
+if TYPE_CHECKING:
+    from .cluster import ClusterServices
+
+__all__ = ["COOKIE_ENV", "DEFAULT_COOKIE_FILE", "Node", "open_node", "read_cookie"]
+
+log = logging.getLogger("trioactors.dist")
+
+#: Environment variable holding the cookie when none is given.
+COOKIE_ENV: Final = "TRIOACTORS_COOKIE"
+#: The cookie file used (and created, mode 0600) when neither is given.
+DEFAULT_COOKIE_FILE: Final = "~/.trioactors.cookie"
+_MAX_NAME: Final = 255
+_ANY: Final = ("", "0.0.0.0", "::")
+
+
+def read_cookie(cookie: str | bytes | None = None, cookie_file: str | None = None) -> bytes:
+    """The cookie to use: `cookie`, else the contents of `cookie_file`, else
+    ``$TRIOACTORS_COOKIE``, else ``~/.trioactors.cookie`` (created with a random
+    value on first use, like Erlang's ``~/.erlang.cookie``)."""
+    if cookie is not None:
+        value = cookie.encode() if isinstance(cookie, str) else bytes(cookie)
+    elif cookie_file is not None:
+        value = Path(cookie_file).expanduser().read_bytes().strip()
+    elif os.environ.get(COOKIE_ENV):
+        value = os.environ[COOKIE_ENV].encode()
+    else:
+        path = Path(DEFAULT_COOKIE_FILE).expanduser()
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(24))
+        value = path.read_bytes().strip()
+    if not value:
+        raise ValueError("the cookie is empty; every node of a cluster needs the same cookie")
+    return value
+
+
+def _host_port(text: str, what: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"{what} must be 'host:port', got {text!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class Node:
+    """A cluster node: an `ActorSystem` plus connections to other nodes.
+
+    Every `ActorSystem` method and attribute is available on the node itself
+    (`node.spawn`, `node.send`, `await node.call`, `node.actor()`, ...), or
+    as `node.system`. Pids of other nodes work everywhere a pid does.
+    """
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        kernel: NetKernel,
+        address: tuple[str, int],
+        discovery: Discovery | None,
+    ) -> None:
+        self.system = system
+        self.kernel = kernel
+        #: (host, port) this node listens on.
+        self.address = address
+        self._discovery = discovery
+
+    def __getattr__(self, attr: str) -> Any:
+        # The whole ActorSystem API, without restating it here.
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(self.system, attr)
+
+    def __repr__(self) -> str:
+        host, port = self.address
+        return f"<Node {self.name!r} id={self.node_id} at {host}:{port}>"
+
+    @property
+    def name(self) -> str:
+        """This node's name."""
+        return self.kernel.name
+
+    @property
+    def node_id(self) -> int:
+        """The 32-bit id remote pids of this node carry (`ta.pid.node_id_for(name)`)."""
+        return self.kernel.node_id
+
+    @property
+    def incarnation(self) -> int:
+        """This run's serial: pids of an earlier run of the node are not delivered."""
+        return self.kernel.incarnation
+
+    @property
+    def epmd(self) -> str | None:
+        """host:port of the EPMD daemon, or None when running without discovery."""
+        return self._discovery.address if self._discovery is not None else None
+
+    async def connect(self, node: str) -> str:
+        """Connect to `"name"` (found through EPMD) or `"name@host:port"`.
+
+        Usually implicit: the first send to a node connects. Returns the node
+        name. Raises `ta.ConnectionFailed`, `ta.AuthenticationFailed` (wrong
+        cookie) or `ta.NodeIdCollision`.
+        """
+        return await self.kernel.connect(node)
+
+    def nodes(self) -> list[str]:
+        """Names of the nodes connected right now (Erlang's `nodes()`)."""
+        return self.kernel.nodes()
+
+    def node_of(self, pid: Pid) -> str | None:
+        """The name of the node `pid` lives on, if known (this node for local pids)."""
+        if pid.is_local():
+            return self.name
+        return self.kernel.peer_name(pid.node)
+
+    async def list_nodes(self) -> list[NodeInfo]:
+        """Everything EPMD knows (connected or not); `ta.EpmdError` without EPMD."""
+        if self._discovery is None:
+            raise EpmdError("this node runs without EPMD (epmd=None): use node.nodes()")
+        return await self._discovery.list_nodes()
+
+    def register_spawnable(self, name: str, fn: Callable[..., Any]) -> None:
+        """Let peers start `fn` here as `name` with `spawn_on`: an actor function
+        `async def fn(ctx, *args)` or a `ta.GenServer` subclass. Only names
+        registered this way can be started remotely: no code, module or
+        function name received from the network is ever imported."""
+        self.kernel.register_spawnable(name, fn)
+
+    async def spawn_on(
+        self,
+        node: str,
+        name: str,
+        *args: Any,
+        link_to: Pid | None = None,
+        timeout: float | None = 30.0,  # noqa: ASYNC109 - a budget for the remote side
+    ) -> Pid:
+        """Start the spawnable `name` on `node` with `args` (CBOR data) and
+        return its pid (a GenServer has run `init` by then). With `link_to` (a
+        local pid) the new actor is linked to it before it can run. Raises
+        `ta.SpawnFailed`: node unreachable or gone, unknown name, start error."""
+        return await self.kernel.spawn_on(node, name, *args, link_to=link_to, timeout=timeout)
+
+    def monitor_nodes(self, pid: Pid) -> None:
+        """Deliver `ta.NodeUp(node)` / `ta.NodeDown(node, reason)` to local
+        `pid` for every connection that comes up or goes down."""
+        self.kernel.monitor_nodes(pid)
+
+    def demonitor_nodes(self, pid: Pid) -> None:
+        """Stop `monitor_nodes` for `pid`."""
+        self.kernel.demonitor_nodes(pid)
+
+    # -- cluster services: global names and process groups
+
+    @property
+    def _services(self) -> ClusterServices:
+        services = self.kernel.services
+        assert services is not None
+        return services
+
+    async def register_global(self, name: str, pid: Pid) -> bool:
+        """Register `pid` under the cluster-wide `name`; False if it is taken."""
+        return await self._services.globals.register_global(name, pid)
+
+    async def unregister_global(self, name: str) -> None:
+        """Remove the cluster-wide `name`."""
+        await self._services.globals.unregister_global(name)
+
+    def whereis_global(self, name: str) -> Pid | None:
+        """The pid registered cluster-wide as `name` (no network round trip)."""
+        return self._services.globals.whereis_global(name)
+
+    def join_group(self, group: str, pid: Pid) -> None:
+        """Add `pid` to the cluster-wide process group `group`."""
+        self._services.groups.join_group(group, pid)
+
+    def leave_group(self, group: str, pid: Pid) -> bool:
+        """Remove `pid` from `group`; False if it was not a member."""
+        return self._services.groups.leave_group(group, pid)
+
+    def group_members(self, group: str) -> list[Pid]:
+        """Every member of `group` across the cluster."""
+        return self._services.groups.group_members(group)
+
+    async def poll_discovery(self) -> None:
+        """Run one discovery round now (connect to nodes EPMD knows)."""
+        if self._discovery is not None:
+            await self._discovery.poll()
+
+
+def _default_incarnation() -> int:
+    # Milliseconds: a restarted node gets a different serial (equality is all
+    # that matters, so the 32-bit wrap every 49 days is harmless).
+    return int(time.time() * 1000) % (2**32 - 1) + 1
+
+
+@contextlib.asynccontextmanager
+async def open_node(
+    name: str,
+    *,
+    listen: str = "127.0.0.1:0",
+    epmd: str | None = "127.0.0.1:4369",
+    cookie: str | bytes | None = None,
+    tick_timeout: float = 60.0,
+    tls: ssl.SSLContext | None = None,
+    tls_client: ssl.SSLContext | None = None,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    connect_timeout: float = 10.0,
+    discovery_interval: float = DEFAULT_POLL_INTERVAL,
+    epmd_keepalive: float = 20.0,
+    advertise: str | None = None,
+    registry: MessageRegistry | None = None,
+    incarnation: int | None = None,
+    shutdown_timeout: float = 5.0,
+) -> AsyncIterator[Node]:
+    """Run a cluster node named `name` for the duration of the block.
+
+    - `listen`: "host:port" for peer connections (port 0 picks a free one).
+    - `epmd`: "host:port" of the EPMD daemon to register with and discover
+      peers through, or None (then peers are reached as "name@host:port").
+    - `cookie`: the cluster's shared secret (default: ``$TRIOACTORS_COOKIE``,
+      else ``~/.trioactors.cookie``). It never crosses the wire.
+    - `tick_timeout`: a peer silent for this long is down.
+    - `tls` / `tls_client`: `ssl.SSLContext`s for accepted and outgoing
+      connections (both or neither; mutual TLS when the server context
+      requires client certificates).
+    - `advertise`: the host registered with EPMD (default: the listen host,
+      or 127.0.0.1 when listening on every interface).
+
+    Raises `ta.NameTaken` if EPMD has a live node of that name and
+    `ta.EpmdUnavailable` if no daemon answers.
+    """
+    if not name or "@" in name or len(name) > _MAX_NAME:
+        raise ValueError(f"a node name is 1-{_MAX_NAME} characters without '@', got {name!r}")
+    if (tls is None) != (tls_client is None):
+        raise ValueError(
+            "TLS needs both contexts: tls= for connections this node accepts and "
+            "tls_client= for the ones it makes"
+        )
+    if tick_timeout <= 0:
+        raise ValueError("tick_timeout must be positive")
+    secret = read_cookie(cookie)
+    host, port = _host_port(listen, "listen")
+    epmd_address = _host_port(epmd, "epmd") if epmd is not None else None
+    serial = _default_incarnation() if incarnation is None else incarnation
+
+    kernel: NetKernel | None = None
+    async with trio.open_nursery() as nursery:
+        try:
+            async with open_actor_system(
+                incarnation=serial, shutdown_timeout=shutdown_timeout
+            ) as system:
+                system.node_name = name
+                kernel = NetKernel(
+                    system,
+                    name=name,
+                    incarnation=serial,
+                    cookie=secret,
+                    tick_timeout=tick_timeout,
+                    max_frame_size=max_frame_size,
+                    tls=tls,
+                    tls_client=tls_client,
+                    connect_timeout=connect_timeout,
+                    registry=registry,
+                )
+                system.set_router(kernel)
+                await nursery.start(kernel.run)
+                _install_cluster_services(system, kernel)
+                if kernel.services is not None:
+                    await nursery.start(kernel.services.run)
+                listeners = await nursery.start(
+                    functools.partial(trio.serve_tcp, kernel.handle_incoming, port, host=host)
+                )
+                bound = listeners[0].socket.getsockname()
+                address = (host if host not in _ANY else bound[0], bound[1])
+                discovery: Discovery | None = None
+                if epmd_address is not None:
+                    discovery = Discovery(
+                        kernel,
+                        *epmd_address,
+                        poll_interval=discovery_interval,
+                        keepalive_interval=epmd_keepalive,
+                    )
+                    kernel.lookup = discovery.lookup
+                    kernel.list_names = discovery.list_names
+                    if advertise is None:
+                        advertise = "127.0.0.1" if address[0] in _ANY else address[0]
+                    await nursery.start(discovery.run, advertise, address[1])
+                node = Node(system, kernel, address, discovery)
+                log.info("node %r (id %d) listening on %s:%d", name, node.node_id, *address)
+                try:
+                    yield node
+                finally:
+                    if discovery is not None:
+                        await discovery.stop()
+        finally:
+            # The system has shut its actors down; their last signals are queued.
+            if kernel is not None:
+                with trio.CancelScope(shield=True):
+                    await kernel.leave()
+            nursery.cancel_scope.cancel()
+
+
+def _install_cluster_services(system: ActorSystem, kernel: NetKernel) -> None:
+    """Wire the global registry and process groups into the kernel."""
+    from .cluster import ClusterServices
+
+    kernel.services = ClusterServices(system, kernel)
