@@ -39,6 +39,8 @@ from .system import ActorSystem, Context, open_actor_system
 from .epmd import EpmdClient, EpmdServer, NodeInfo, serve_epmd
 
 # -- distribution --
+# isort: split
+from .dist.node import Node, open_node
 
 __all__ = [
     "NO_REPLY",
@@ -63,6 +65,7 @@ __all__ = [
     "MessageRegistry",
     "NameTaken",
     "NoProc",
+    "Node",
     "NodeDown",
     "NodeIdCollision",
     "NodeInfo",
@@ -80,6 +83,7 @@ __all__ = [
     "__version__",
     "message",
     "open_actor_system",
+    "open_node",
     "serve_epmd",
     "supervisor",
 ]
