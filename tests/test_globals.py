@@ -10,7 +10,7 @@ import trio
 from cluster_fakes import FakeNet, FakeNode, fake_cluster
 
 import trioactors as ta
-from trioactors.dist.globals import GlobalRegister, GlobalSync, notify_all
+from trioactors.dist.globals import GlobalRegister, GlobalSync, resolve_notify_all
 from trioactors.pid import Pid
 
 
@@ -216,7 +216,7 @@ async def test_partition_heal_conflict_with_custom_resolver() -> None:
 
 async def test_registry_wide_resolver_and_notify_all() -> None:
     async with fake_cluster(["b", "c"]) as net:
-        a = await net.add("a", resolve=notify_all)  # not connected yet: a partition
+        a = await net.add("a", resolve=resolve_notify_all)  # not connected yet: a partition
         b = net.nodes["b"]
         async with a.system.actor() as holder_a, b.system.actor() as holder_b:
             assert await a.globals.register_global("svc", holder_a.pid)

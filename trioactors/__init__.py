@@ -40,7 +40,10 @@ from .epmd import EpmdClient, EpmdServer, NodeInfo, serve_epmd
 
 # -- distribution --
 # isort: split
+from .dist.globals import resolve_keep_first_node, resolve_notify_all
+from .dist.groups import GroupJoin, GroupLeave
 from .dist.node import Node, open_node
+from .errors import NotLocalPid
 
 __all__ = [
     "NO_REPLY",
@@ -62,6 +65,8 @@ __all__ = [
     "Exit",
     "FrameTooLarge",
     "GenServer",
+    "GroupJoin",
+    "GroupLeave",
     "MessageRegistry",
     "NameTaken",
     "NoProc",
@@ -70,6 +75,7 @@ __all__ = [
     "NodeIdCollision",
     "NodeInfo",
     "NodeUp",
+    "NotLocalPid",
     "NotSerializable",
     "Pid",
     "ProtocolError",
@@ -84,6 +90,8 @@ __all__ = [
     "message",
     "open_actor_system",
     "open_node",
+    "resolve_keep_first_node",
+    "resolve_notify_all",
     "serve_epmd",
     "supervisor",
 ]

@@ -24,7 +24,7 @@ registered while apart) or when a node connected mid-registration. The
 *arbiter* of such a conflict is whichever of the two owner nodes has the name
 that sorts first; it alone runs the resolver of its own registration
 (`resolve=` of `register_global`, else the registry's, else
-`keep_first_node`), called as `resolve(name, pid_of_first_node,
+`resolve_keep_first_node`), called as `resolve(name, pid_of_first_node,
 pid_of_second_node)`. Returning a pid keeps that registration: the other pid
 is unregistered everywhere and exited (by its own node) with reason
 `("global_name_conflict", name)`, and a warning is logged on both nodes.
@@ -67,8 +67,8 @@ __all__ = [
     "GlobalUnlock",
     "GlobalUnregister",
     "Resolver",
-    "keep_first_node",
-    "notify_all",
+    "resolve_keep_first_node",
+    "resolve_notify_all",
 ]
 
 log = logging.getLogger("trioactors.dist.globals")
@@ -81,12 +81,12 @@ Resolver = Callable[[str, Pid, Pid], "Pid | None"]
 CONFLICT: Final = "global_name_conflict"
 
 
-def keep_first_node(name: str, pid1: Pid, pid2: Pid) -> Pid | None:
+def resolve_keep_first_node(name: str, pid1: Pid, pid2: Pid) -> Pid | None:
     """The default resolver: keep the registration of the node whose name sorts first."""
     return pid1
 
 
-def notify_all(name: str, pid1: Pid, pid2: Pid) -> Pid | None:
+def resolve_notify_all(name: str, pid1: Pid, pid2: Pid) -> Pid | None:
     """Resolver that unregisters both pids and tells each about the other
     (Erlang's `global:notify_all_name`): each gets `("global_name_conflict", name, other)`."""
     return None
@@ -226,7 +226,7 @@ class GlobalRegistry:
     ) -> None:
         self._system = system
         self._transport = transport
-        self._resolve = resolve or keep_first_node
+        self._resolve = resolve or resolve_keep_first_node
         self._rng = random.Random()
         self._ids = 0
         self._me: Context | None = None
