@@ -1,0 +1,186 @@
+"""Global names and process groups between real nodes over loopback sockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+import trioactors as ta
+
+COOKIE = "cluster-services-test"
+
+
+async def echo(ctx: Any) -> None:
+    """Answers `("ping", from)` with `("pong", its pid)`; ends on "stop"."""
+    while True:
+        msg = await ctx.receive()
+        if msg == "stop":
+            return
+        if isinstance(msg, tuple) and msg[0] == "ping":
+            ctx.send(msg[1], ("pong", ctx.pid))
+
+
+async def wait_until(predicate: Callable[[], bool]) -> None:
+    """Wait for replicas on other nodes to converge (they are told asynchronously,
+    with no event to wait on from outside)."""
+    with trio.fail_after(10):
+        while True:
+            if predicate():
+                return
+            await trio.sleep(0.005)
+
+
+class Cluster:
+    """Nodes running in one trio program, each stoppable on its own."""
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self.nodes: dict[str, ta.Node] = {}
+        self._stops: dict[str, tuple[trio.Event, trio.Event]] = {}
+
+    async def start(self, name: str) -> ta.Node:
+        stop, done = trio.Event(), trio.Event()
+
+        async def run(*, task_status: trio.TaskStatus[ta.Node]) -> None:
+            try:
+                async with ta.open_node(name, epmd=None, cookie=COOKIE) as node:
+                    task_status.started(node)
+                    await stop.wait()
+            finally:
+                done.set()
+
+        node: ta.Node = await self._nursery.start(run)
+        self.nodes[name] = node
+        self._stops[name] = (stop, done)
+        return node
+
+    async def connect(self, a: str, b: str) -> None:
+        host, port = self.nodes[b].address
+        await self.nodes[a].connect(f"{b}@{host}:{port}")
+        await wait_until(lambda: a in self.nodes[b].nodes())
+
+    async def connect_all(self) -> None:
+        names = sorted(self.nodes)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                await self.connect(a, b)
+
+    async def stop(self, name: str) -> None:
+        stop, done = self._stops.pop(name)
+        del self.nodes[name]
+        stop.set()
+        await done.wait()
+
+
+@asynccontextmanager
+async def cluster(*names: str) -> AsyncIterator[Cluster]:
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery)
+        for name in names:
+            await c.start(name)
+        await c.connect_all()
+        yield c
+        for name in list(c.nodes):
+            await c.stop(name)
+
+
+def services(node: ta.Node) -> Any:
+    return node.kernel.services
+
+
+async def test_global_names_across_three_nodes() -> None:
+    async with cluster("alpha", "beta", "gamma") as c:
+        alpha, beta, gamma = c.nodes["alpha"], c.nodes["beta"], c.nodes["gamma"]
+        pid = alpha.spawn(echo)
+        assert await alpha.register_global("svc", pid) is True
+        await wait_until(lambda: gamma.whereis_global("svc") is not None)
+        remote = gamma.whereis_global("svc")
+        assert remote is not None and remote.node == alpha.node_id and remote.id == pid.id
+        async with gamma.actor() as me:
+            assert services(gamma).globals.send_global("svc", ("ping", me.pid))
+            assert await me.receive(timeout=5) == ("pong", remote)
+        assert await beta.register_global("svc", beta.spawn(echo)) is False
+
+        # Beta and gamma race for one name: exactly one wins, everyone agrees.
+        pb, pg = beta.spawn(echo), gamma.spawn(echo)
+        results: dict[str, bool] = {}
+
+        async def claim(node: ta.Node, p: ta.Pid) -> None:
+            results[node.name] = await node.register_global("race", p)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(claim, beta, pb)
+            nursery.start_soon(claim, gamma, pg)
+        assert sorted(results.values()) == [False, True], results
+        winner = c.nodes["beta" if results["beta"] else "gamma"]
+        await wait_until(
+            lambda: (
+                all(
+                    n.node_of(p) == winner.name
+                    for n in c.nodes.values()
+                    if (p := n.whereis_global("race")) is not None
+                )
+                and all(n.whereis_global("race") is not None for n in c.nodes.values())
+            )
+        )
+
+        # The holder's node goes away: its name goes with it, everywhere.
+        await c.stop("alpha")
+        await wait_until(
+            lambda: beta.whereis_global("svc") is None and gamma.whereis_global("svc") is None
+        )
+        assert services(beta).globals.registered_globals() == ["race"]
+
+
+async def test_partitioned_registrations_resolve_when_nodes_meet() -> None:
+    async with cluster("alpha", "beta") as c:
+        gamma = await c.start("gamma")
+        beta = c.nodes["beta"]
+        pb, pg = beta.spawn(echo), gamma.spawn(echo)
+        # Gamma is not connected yet: both sides get the name.
+        assert await beta.register_global("svc", pb) is True
+        assert await gamma.register_global("svc", pg) is True
+        await c.connect("gamma", "alpha")
+        await c.connect("gamma", "beta")
+        # "beta" sorts first: its registration stays, gamma's actor is exited.
+        assert await gamma.join(pg) == ("global_name_conflict", "svc")
+        await wait_until(
+            lambda: all(
+                n.node_of(n.whereis_global("svc") or pg) == "beta" for n in c.nodes.values()
+            )
+        )
+        assert beta.is_alive(pb)
+
+
+async def test_process_groups_across_three_nodes() -> None:
+    async with cluster("alpha", "beta", "gamma") as c:
+        alpha, beta, gamma = c.nodes["alpha"], c.nodes["beta"], c.nodes["gamma"]
+        async with gamma.actor() as watcher:
+            ref = services(gamma).groups.monitor_group("workers", watcher.pid)
+            pids = {n: node.spawn(echo) for n, node in c.nodes.items()}
+            for n, node in c.nodes.items():
+                node.join_group("workers", pids[n])
+            alpha.join_group("workers", pids["alpha"])
+            await wait_until(
+                lambda: all(len(n.group_members("workers")) == 4 for n in c.nodes.values())
+            )
+            joined = [await watcher.receive(timeout=5) for _ in range(4)]
+            assert all(isinstance(m, ta.GroupJoin) and m.ref == ref for m in joined)
+            assert sorted(p for m in joined for p in m.pids) == sorted(
+                gamma.group_members("workers")
+            )
+            assert services(beta).groups.local_group_members("workers") == [pids["beta"]]
+            # Leaving is counted; an ending member leaves; a node going away
+            # takes its members along.
+            assert alpha.leave_group("workers", pids["alpha"]) is True
+            beta.send(pids["beta"], "stop")
+            await wait_until(lambda: len(gamma.group_members("workers")) == 2)
+            await c.stop("alpha")
+            await wait_until(lambda: gamma.group_members("workers") == [pids["gamma"]])
+            left = [await watcher.receive(timeout=5) for _ in range(3)]
+            assert all(isinstance(m, ta.GroupLeave) for m in left)
+            gp = pids["gamma"]
+            assert beta.group_members("workers") == [ta.Pid(gamma.node_id, gp.id, gp.serial)]
