@@ -283,60 +283,87 @@ async def open_node(
     serial = _default_incarnation() if incarnation is None else incarnation
 
     kernel: NetKernel | None = None
-    async with trio.open_nursery() as nursery:
-        try:
-            async with open_actor_system(
-                incarnation=serial, shutdown_timeout=shutdown_timeout
-            ) as system:
-                system.node_name = name
-                kernel = NetKernel(
-                    system,
-                    name=name,
-                    incarnation=serial,
-                    cookie=secret,
-                    tick_timeout=tick_timeout,
-                    max_frame_size=max_frame_size,
-                    tls=tls,
-                    tls_client=tls_client,
-                    connect_timeout=connect_timeout,
-                    registry=registry,
-                )
-                system.set_router(kernel)
-                await nursery.start(kernel.run)
-                _install_cluster_services(system, kernel)
-                if kernel.services is not None:
-                    await nursery.start(kernel.services.run)
-                listeners = await nursery.start(
-                    functools.partial(trio.serve_tcp, kernel.handle_incoming, port, host=host)
-                )
-                bound = listeners[0].socket.getsockname()
-                address = (host if host not in _ANY else bound[0], bound[1])
-                discovery: Discovery | None = None
-                if epmd_address is not None:
-                    discovery = Discovery(
-                        kernel,
-                        *epmd_address,
-                        poll_interval=discovery_interval,
-                        keepalive_interval=epmd_keepalive,
+    error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                async with open_actor_system(
+                    incarnation=serial, shutdown_timeout=shutdown_timeout
+                ) as system:
+                    system.node_name = name
+                    kernel = NetKernel(
+                        system,
+                        name=name,
+                        incarnation=serial,
+                        cookie=secret,
+                        tick_timeout=tick_timeout,
+                        max_frame_size=max_frame_size,
+                        tls=tls,
+                        tls_client=tls_client,
+                        connect_timeout=connect_timeout,
+                        registry=registry,
                     )
-                    kernel.lookup = discovery.lookup
-                    kernel.list_names = discovery.list_names
-                    if advertise is None:
-                        advertise = "127.0.0.1" if address[0] in _ANY else address[0]
-                    await nursery.start(discovery.run, advertise, address[1])
-                node = Node(system, kernel, address, discovery)
-                log.info("node %r (id %d) listening on %s:%d", name, node.node_id, *address)
-                try:
-                    yield node
-                finally:
-                    if discovery is not None:
-                        await discovery.stop()
+                    system.set_router(kernel)
+                    await nursery.start(kernel.run)
+                    _install_cluster_services(system, kernel)
+                    if kernel.services is not None:
+                        await nursery.start(kernel.services.run)
+                    listeners = await nursery.start(
+                        functools.partial(trio.serve_tcp, kernel.handle_incoming, port, host=host)
+                    )
+                    bound = listeners[0].socket.getsockname()
+                    address = (host if host not in _ANY else bound[0], bound[1])
+                    discovery: Discovery | None = None
+                    if epmd_address is not None:
+                        discovery = Discovery(
+                            kernel,
+                            *epmd_address,
+                            poll_interval=discovery_interval,
+                            keepalive_interval=epmd_keepalive,
+                        )
+                        kernel.lookup = discovery.lookup
+                        kernel.list_names = discovery.list_names
+                        if advertise is None:
+                            advertise = "127.0.0.1" if address[0] in _ANY else address[0]
+                        await nursery.start(discovery.run, advertise, address[1])
+                    node = Node(system, kernel, address, discovery)
+                    log.info("node %r (id %d) listening on %s:%d", name, node.node_id, *address)
+                    try:
+                        yield node
+                    except BaseException as exc:
+                        # Re-raised as it is once the node has shut down, not
+                        # wrapped in the node nursery's ExceptionGroup.
+                        error = exc
+                    finally:
+                        if discovery is not None:
+                            await discovery.stop()
+            finally:
+                # The system has shut its actors down; their last signals are queued.
+                if kernel is not None:
+                    with trio.CancelScope(shield=True):
+                        await kernel.leave()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise _collapse(group) from None
+    if error is not None:
+        try:
+            raise error
         finally:
-            # The system has shut its actors down; their last signals are queued.
-            if kernel is not None:
-                with trio.CancelScope(shield=True):
-                    await kernel.leave()
-            nursery.cancel_scope.cancel()
+            error = None
+
+
+def _collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """A start-up failure (`NameTaken`, `EpmdUnavailable`, a bind error) as
+    itself rather than nested in nursery exception groups."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    return leaves[0] if len(leaves) == 1 else group
 
 
 def _install_cluster_services(system: ActorSystem, kernel: NetKernel) -> None:
