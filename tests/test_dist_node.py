@@ -120,7 +120,7 @@ async def test_remote_spawn_function_and_genserver() -> None:
             assert (await me.receive(timeout=5))[:2] == ("echo", "x")
         server = await a.spawn_on("beta", "counter", 100)
         assert await a.call(server, 1, timeout=5) == 101
-        with pytest.raises(ta.SpawnFailed, match="no spawnable named 'nope'.*register_spawnable"):
+        with pytest.raises(ta.SpawnFailed, match=r"no spawnable named 'nope'.*register_spawnable"):
             await a.spawn_on("beta", "nope")
         with pytest.raises(ta.SpawnFailed, match="failed to start"):
             await a.spawn_on("beta", "counter", "not", "an int", "too many")
@@ -326,10 +326,11 @@ async def test_discovery_through_epmd() -> None:
                 me.send(("echo", "beta"), (me.pid, "via epmd"))
                 assert (await me.receive(timeout=5))[1] == "via epmd"
             assert {i.name for i in await a.list_nodes()} == {"alpha", "beta"}
-            async with node("gamma", epmd=epmd, discovery_interval=0.1) as c:
-                with trio.fail_after(5):
-                    while c.nodes() != ["alpha", "beta"]:
-                        await trio.sleep(0.05)
+            async with node("gamma", epmd=epmd, discovery_interval=0.1) as c, c.actor() as w:
+                c.monitor_nodes(w.pid)
+                # Discovery connects gamma to everyone without being asked.
+                ups = {(await w.receive(timeout=5)).node for _ in range(2)}
+                assert ups == {"alpha", "beta"} and c.nodes() == ["alpha", "beta"]
             with pytest.raises(ta.NameTaken):
                 async with node("alpha", epmd=epmd):
                     pass
