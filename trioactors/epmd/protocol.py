@@ -120,7 +120,10 @@ class ServerConnection:
                 raise ProtocolError("bad native EPMD preamble")
 
     def events(self) -> list[ServerEvent]:
-        """Every event the bytes fed so far complete (possibly none)."""
+        """Events the bytes fed so far complete (possibly none).
+
+        A `NativeHello` comes alone: call again for the requests behind it.
+        """
         out: list[ServerEvent] = []
         if self._erlang is not None:
             if not self._done:
@@ -137,7 +140,9 @@ class ServerConnection:
             version = parse_preamble(bytes(self._buf[:PREAMBLE_SIZE]))
             rest, self._buf = bytes(self._buf[PREAMBLE_SIZE:]), bytearray()
             self._native.feed(rest)
-            out.append(NativeHello(version))
+            # Alone, so the daemon answers the preamble before it looks at
+            # (and maybe refuses) the first frame; call events() again.
+            return [NativeHello(version)]
         for msg in self._native.messages():
             if not isinstance(msg, _NATIVE_REQUESTS):
                 raise ProtocolError(f"{type(msg).__name__} is not a request")

@@ -276,11 +276,16 @@ class EpmdServer:
         try:
             with conn.scope:
                 async with stream:
-                    await self._serve(conn)
-        except ProtocolError as exc:
-            log.warning("closed connection from %s: %s", conn.peer, exc)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            log.warning("closed connection from %s: connection lost (%s)", conn.peer, exc)
+                    # Logged before the close, so the line is there by the
+                    # time the peer sees its connection end.
+                    try:
+                        await self._serve(conn)
+                    except ProtocolError as exc:
+                        log.warning("closed connection from %s: %s", conn.peer, exc)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                        log.warning(
+                            "closed connection from %s: connection lost (%s)", conn.peer, exc
+                        )
         finally:
             for entry in list(self._registry.nodes.values()):
                 if entry.owner is conn and not entry.native:
@@ -308,7 +313,7 @@ class EpmdServer:
                 continue
             first = events[0]
             if isinstance(first, NativeHello):
-                await self._serve_native(conn, parser, first, events[1:])
+                await self._serve_native(conn, parser, first)
             else:
                 await self._serve_erlang(conn, parser, first)  # type: ignore[arg-type]
             return
@@ -320,9 +325,9 @@ class EpmdServer:
         conn: _Conn,
         parser: ServerConnection,
         hello: NativeHello,
-        pending: list[Any],
     ) -> None:
         await conn.stream.send_all(encode_preamble(min(hello.version, VERSION)))
+        pending = parser.events()
         partial_since: float | None = None
         while True:
             if pending:
