@@ -279,3 +279,19 @@ async def test_registrations_survive_churn_of_other_nodes() -> None:
             assert len(winners) == 1, results
             owner = net.nodes[winners[0]]
             assert views(net, f"n{i}") == everywhere(net, owner, pids[winners[0]])
+
+
+async def test_claim_seen_only_through_a_node_in_between_is_respected() -> None:
+    # a - c - b: a and b are not connected to each other, c sees both.
+    async with fake_cluster(["a", "b", "c"]) as net:
+        a, b, c = net.nodes["a"], net.nodes["b"], net.nodes["c"]
+        net.cut("a", "b")
+        pa = a.system.spawn(sleeper)
+        assert await a.globals.register_global("svc", pa) is True
+        await net.settle()
+        assert b.globals.whereis_global("svc") is None  # b cannot see a's claim...
+        assert await b.globals.register_global("svc", b.system.spawn(sleeper)) is False
+        assert c.globals.whereis_global("svc") == a.seen_from(c, pa)  # ...but c did
+        # resolve= stays with the pid's node: it cannot be given for a remote pid.
+        with pytest.raises(ta.NotLocalPid):
+            await c.globals.register_global("other", a.seen_from(c, pa), resolve=resolve_notify_all)

@@ -16,8 +16,11 @@ every connected node and on itself, one node after another in node-name order
 of refusals, so they cannot livelock), then checks its replica, broadcasts the
 claim and unlocks. A node grants a lock only after every claim it broadcast
 earlier, so a registrant holding all the locks sees every claim made before
-it. If a node joins or leaves while the locks are being taken, they are
-released and taken again over the new set of nodes.
+it. Each grant also names the nodes whose claims of the name the granter
+knows, so a claim is found even when the connections are not a full mesh (a
+node seen only through a node in between). If a node joins or leaves while
+the locks are being taken, they are released and taken again over the new set
+of nodes.
 
 Two claims on one name can still meet when partitions heal (each side
 registered while apart) or when a node connected mid-registration. The
@@ -46,7 +49,7 @@ import attrs
 import trio
 
 from ..codec import message
-from ..errors import ProtocolError
+from ..errors import NotLocalPid, ProtocolError
 from ..messages import Down
 from ..pid import Pid, Ref, node_id_for
 
@@ -109,13 +112,22 @@ class GlobalLock:
     req: int = attrs.field(validator=_int)
 
 
+def _tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
 @message("trioactors.global.Grant")
 @attrs.frozen
 class GlobalGrant:
-    """The sender's lock on `name` is now held by request `req` of the receiver."""
+    """The sender's lock on `name` is now held by request `req` of the receiver;
+    `owners` are the nodes the sender knows a claim of `name` from."""
 
     name: str = attrs.field(validator=_str)
     req: int = attrs.field(validator=_int)
+    owners: tuple[str, ...] = attrs.field(
+        converter=_tuple,
+        validator=attrs.validators.deep_iterable(_str, attrs.validators.instance_of(tuple)),
+    )
 
 
 @message("trioactors.global.Unlock")
@@ -240,7 +252,7 @@ class GlobalRegistry:
         self._queues: dict[str, list[tuple[str, int]]] = {}
         # locks this node is waiting for: (granting node, req) -> wakeup
         self._grant_waits: dict[tuple[str, int], trio.Event] = {}
-        self._granted: set[tuple[str, int]] = set()
+        self._granted: dict[tuple[str, int], tuple[str, ...]] = {}  # -> owners seen there
         self._generation = 0  # bumped by every peer_up/peer_down
         self._pending: dict[int, _Pending] = {}
         self._node_ids: dict[str, int] = {}
@@ -273,10 +285,14 @@ class GlobalRegistry:
         in the cluster or `pid` is not alive (or its node is not connected).
         `resolve` picks the survivor if this registration later meets another
         one of the same name (see the module docs); it is kept by the pid's
-        own node, so it applies only when `pid` is local.
+        own node, so it can only be given for a local `pid` (`ta.NotLocalPid`
+        otherwise).
         """
         _check_name(name)
         if not pid.is_local():
+            if resolve is not None:
+                # A function cannot travel to the pid's node, which keeps it.
+                raise NotLocalPid(pid, "register a global name with resolve=")
             owner = self._owner_of(pid)
             if owner is None:
                 return False
@@ -351,7 +367,7 @@ class GlobalRegistry:
         elif isinstance(record, GlobalUnlock):
             self._dequeue(record.name, from_node, record.req)
         elif isinstance(record, GlobalGrant):
-            self._on_grant(from_node, record.req)
+            self._on_grant(from_node, record.req, record.owners)
         elif isinstance(record, GlobalRegister):
             self._check_owner(from_node, record.pid)
             self._claims.setdefault(record.name, {})[from_node] = record.pid
@@ -392,10 +408,13 @@ class GlobalRegistry:
         self._running()
         if name in self._claims or not self._system.is_alive(pid):
             return False
-        req, held = await self._acquire(name)
+        req, held, owners = await self._acquire(name)
         try:
-            # Holding the lock everywhere, this replica has every earlier claim.
-            if name in self._claims or not self._system.is_alive(pid):
+            # Holding the lock everywhere, this replica has every earlier claim
+            # of the nodes connected here. `owners` adds those that only a node
+            # in between can see (when the connections are not a full mesh).
+            connected = {self._local, *self._transport.connected_nodes()}
+            if name in self._claims or not owners <= connected or not self._system.is_alive(pid):
                 return False
             self._claim(name, pid, resolve)
             self._transport.broadcast(GlobalRegister(name, pid))
@@ -448,13 +467,15 @@ class GlobalRegistry:
 
     # -- internals: the cluster lock
 
-    async def _acquire(self, name: str) -> tuple[int, list[str]]:
-        """Hold `name`'s lock on this node and every connected one."""
+    async def _acquire(self, name: str) -> tuple[int, list[str], set[str]]:
+        """Hold `name`'s lock on this node and every connected one; returns the
+        request id, the nodes locked and the claim owners they reported."""
         while True:
             req = self._next_id()
             generation = self._generation
             nodes = sorted({self._local, *self._transport.connected_nodes()})
             held: list[str] = []
+            owners: set[str] = set()
             try:
                 for node in nodes:
                     held.append(node)
@@ -468,9 +489,9 @@ class GlobalRegistry:
                     del self._grant_waits[key]
                     if key not in self._granted or self._generation != generation:
                         break
-                    self._granted.discard(key)
+                    owners.update(self._granted.pop(key))
                 else:
-                    return req, held
+                    return req, held, owners
             except BaseException:
                 self._release(name, req, held)
                 raise
@@ -482,7 +503,7 @@ class GlobalRegistry:
         for node in nodes:
             key = (node, req)
             self._grant_waits.pop(key, None)
-            self._granted.discard(key)
+            self._granted.pop(key, None)
             if node == self._local:
                 self._dequeue(name, node, req)
             else:
@@ -509,15 +530,16 @@ class GlobalRegistry:
             self._grant(name, *queue[0])
 
     def _grant(self, name: str, node: str, req: int) -> None:
+        owners = tuple(sorted(self._claims.get(name, ())))
         if node == self._local:
-            self._on_grant(node, req)
+            self._on_grant(node, req, owners)
         else:
-            self._transport.send_to(node, GlobalGrant(name, req))
+            self._transport.send_to(node, GlobalGrant(name, req, owners))
 
-    def _on_grant(self, node: str, req: int) -> None:
+    def _on_grant(self, node: str, req: int, owners: tuple[str, ...]) -> None:
         wakeup = self._grant_waits.get((node, req))
         if wakeup is not None:
-            self._granted.add((node, req))
+            self._granted[(node, req)] = owners
             wakeup.set()
 
     def _topology_changed(self) -> None:
