@@ -39,6 +39,7 @@ from .native import (
 __all__ = [
     "ERLANG",
     "NATIVE",
+    "NATIVE_REQUESTS",
     "NativeHello",
     "ServerConnection",
     "ServerEvent",
@@ -48,7 +49,7 @@ __all__ = [
 NATIVE: Final = "native"
 ERLANG: Final = "erlang"
 
-_NATIVE_REQUESTS = (Register, Unregister, Lookup, ListNodes, Ping, KeepAlive)
+NATIVE_REQUESTS: Final = (Register, Unregister, Lookup, ListNodes, Ping, KeepAlive)
 
 
 def detect_protocol(prefix: bytes) -> str | None:
@@ -144,7 +145,7 @@ class ServerConnection:
             # (and maybe refuses) the first frame; call events() again.
             return [NativeHello(version)]
         for msg in self._native.messages():
-            if not isinstance(msg, _NATIVE_REQUESTS):
+            if not isinstance(msg, NATIVE_REQUESTS):
                 raise ProtocolError(f"{type(msg).__name__} is not a request")
             out.append(msg)
         return out

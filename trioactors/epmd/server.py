@@ -71,7 +71,7 @@ from .native import (
     encode_message,
     encode_preamble,
 )
-from .protocol import NativeHello, ServerConnection
+from .protocol import NATIVE_REQUESTS, NativeHello, ServerConnection
 
 __all__ = ["DEFAULT_PORT", "EpmdServer", "serve_epmd"]
 
@@ -331,7 +331,11 @@ class EpmdServer:
         partial_since: float | None = None
         while True:
             if pending:
-                out = b"".join(encode_message(self._native(conn, req)) for req in pending)
+                out = b"".join(
+                    encode_message(self._native(conn, req))
+                    for req in pending
+                    if isinstance(req, NATIVE_REQUESTS)
+                )
                 await conn.stream.send_all(out)
             now = trio.current_time()
             if parser.buffered:
