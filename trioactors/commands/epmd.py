@@ -58,7 +58,8 @@ def add_parser(
     parser.add_argument(
         "--relaxed-command-check",
         action="store_true",
-        help="allow STOP_REQ (epmd -stop NAME), as epmd -relaxed_command_check does",
+        help="allow STOP_REQ (epmd -stop NAME) and KILL_REQ while nodes are registered, "
+        "as epmd -relaxed_command_check does",
     )
     parser.add_argument(
         "--allow-remote-register",

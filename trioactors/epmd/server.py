@@ -470,7 +470,8 @@ class EpmdServer:
             await send(encode_names_header(self.port) + b"".join(active) + b"".join(old))
         elif isinstance(req, KillReq):
             self._require_local(conn, "KILL_REQ")
-            if self._registry.nodes:
+            if self._registry.nodes and not self.relaxed_command_check:
+                # With relaxed checking epmd kills brutally, names or not.
                 log.info("refused KILL_REQ from %s: nodes are registered", conn.peer)
                 await send(b"NO")
                 return
@@ -558,7 +559,8 @@ async def serve_epmd(
       last keep-alive; also the idle timeout of native connections.
     - `packet_timeout`: a request must be complete this long after the
       connection opened (native: after the first byte of a frame); epmd's 60 s.
-    - `relaxed_command_check`: allow STOP_REQ (like ``epmd -relaxed_command_check``).
+    - `relaxed_command_check`: allow STOP_REQ, and KILL_REQ while names are
+      registered (like ``epmd -relaxed_command_check``).
     - `allow_remote_register`: accept native registrations from non-loopback
       peers (Erlang's ALIVE2 is loopback-only, always, as in epmd).
     """
