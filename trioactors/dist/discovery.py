@@ -46,7 +46,8 @@ class Discovery:
         self._client = EpmdClient(
             host, port, keepalive_interval=keepalive_interval, timeout=timeout
         )
-        self._scope = trio.CancelScope()
+        self._pause = trio.CancelScope()
+        self._stopping = False
         self._stopped = trio.Event()
 
     @property
@@ -76,20 +77,23 @@ class Discovery:
         port: int,
         task_status: trio.TaskStatus[NodeInfo],
     ) -> None:
-        with self._scope:
-            async with self._client as client:
-                info = await client.register(
-                    kernel.name,
-                    advertise_host,
-                    port,
-                    metadata={
-                        "node_id": str(kernel.node_id),
-                        "incarnation": str(kernel.incarnation),
-                    },
-                )
-                task_status.started(info)
-                while True:
-                    await trio.sleep(self.poll_interval)
+        async with self._client as client:
+            info = await client.register(
+                kernel.name,
+                advertise_host,
+                port,
+                metadata={
+                    "node_id": str(kernel.node_id),
+                    "incarnation": str(kernel.incarnation),
+                },
+            )
+            task_status.started(info)
+            while not self._stopping:
+                # Only the pause is cancelled by stop(), never a request in
+                # flight: the client then unregisters over a sound connection.
+                with trio.move_on_after(self.poll_interval) as self._pause:
+                    await trio.sleep_forever()
+                if not self._stopping:
                     await self.poll()
 
     async def poll(self) -> None:
@@ -107,7 +111,8 @@ class Discovery:
 
     async def stop(self) -> None:
         """Unregister from EPMD (leaving the client unregisters) and stop polling."""
-        self._scope.cancel()
+        self._stopping = True
+        self._pause.cancel()
         with trio.CancelScope(shield=True), trio.move_on_after(self._client.timeout + 1):
             await self._stopped.wait()
 
