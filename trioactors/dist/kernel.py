@@ -216,7 +216,9 @@ class NetKernel:
 
     def nodes(self) -> list[str]:
         """Names of the peers with an established connection."""
-        return sorted(name for name, peer in self._peers.items() if peer.conn is not None)
+        return sorted(
+            name for name, peer in self._peers.items() if peer.conn is not None and peer.conn.open
+        )
 
     def peer_name(self, node_id: int) -> str | None:
         """The name of node `node_id`, if known."""

@@ -1,0 +1,245 @@
+"""Peer connections: ticks, tick timeout, batching, hostile input, TLS."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import struct
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+import trustme
+
+import trioactors as ta
+from trioactors.codec import MessageCodec, encode_frame
+from trioactors.dist import handshake as hs
+from trioactors.dist import protocol as p
+from trioactors.dist.connection import TICK_TIMEOUT, Connection
+from trioactors.dist.node import Node
+
+COOKIE = "test-cookie"
+
+
+def _conn(stream: trio.abc.Stream, got: list[bytes], tick: float = 4.0) -> Connection:
+    return Connection(stream, peer="peer", on_frame=got.append, tick_timeout=tick)
+
+
+async def test_ticks_keep_an_idle_connection_alive(autojump_clock: Any) -> None:
+    left, right = trio.testing.memory_stream_pair()
+    a_got: list[bytes] = []
+    b_got: list[bytes] = []
+    a, b = _conn(left, a_got), _conn(right, b_got)
+    async with trio.open_nursery() as n:
+        n.start_soon(a.run)
+        n.start_soon(b.run)
+        await trio.sleep(60)  # 15 tick timeouts of silence from the application
+        assert a.reason is None and b.reason is None
+        assert a.bytes_out > 0  # ticks went out
+        assert a_got == b_got == []  # ticks are not dispatched
+        n.cancel_scope.cancel()
+
+
+async def test_silent_peer_is_down_after_tick_timeout(autojump_clock: Any) -> None:
+    left, right = trio.testing.memory_stream_pair()
+    got: list[bytes] = []
+    conn = _conn(left, got, tick=4.0)
+    start = trio.current_time()
+    # The peer's socket stays open but nothing comes (a frozen process).
+    assert await conn.run() == TICK_TIMEOUT
+    assert 4.0 <= trio.current_time() - start < 4.5
+    del right
+
+
+async def test_writer_batches_queued_frames() -> None:
+    left, right = trio.testing.memory_stream_pair()
+    got: list[bytes] = []
+    sender = _conn(left, [])
+    receiver = _conn(right, got)
+    writes = 0
+    original = left.send_stream.send_all_hook
+
+    async def count() -> None:
+        nonlocal writes
+        writes += 1
+        if original is not None:
+            await original()
+
+    left.send_stream.send_all_hook = count
+    async with trio.open_nursery() as n:
+        n.start_soon(receiver.run)
+        for i in range(10_000):  # queued without a checkpoint: one burst
+            sender.send_frame(encode_frame(b"%d" % i))
+        n.start_soon(sender.run)
+        with trio.fail_after(10):
+            while len(got) < 10_000:
+                await trio.sleep(0.01)  # noqa: ASYNC110 - polling a plain list
+        n.cancel_scope.cancel()
+    assert got == [b"%d" % i for i in range(10_000)]
+    assert writes <= 3
+
+
+async def test_graceful_close_flushes_then_says_goodbye() -> None:
+    left, right = trio.testing.memory_stream_pair()
+    got: list[bytes] = []
+    sender = _conn(left, [])
+    receiver = _conn(right, got)
+    async with trio.open_nursery() as n:
+        n.start_soon(receiver.run)
+        n.start_soon(sender.run)
+        for i in range(100):
+            sender.send_frame(encode_frame(b"%d" % i))
+        sender.close(final=encode_frame(b"bye"))
+        sender.send_frame(encode_frame(b"too late"))
+    assert got == [b"%d" % i for i in range(100)] + [b"bye"]
+
+
+async def test_malformed_frame_closes_only_that_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    left, right = trio.testing.memory_stream_pair()
+
+    def on_frame(body: bytes) -> None:
+        raise ta.ProtocolError("bad record")
+
+    conn = Connection(left, peer="peer", on_frame=on_frame, tick_timeout=10)
+    await right.send_all(encode_frame(b"x"))
+    assert await conn.run() == "protocol_error"
+    assert "bad record" in caplog.text
+
+
+# --------------------------------------------------------------------------- hostile peers
+
+
+async def _authenticated(node: Node, name: str = "mallory") -> trio.SocketStream:
+    """A raw stream to `node` that passed the handshake (a peer gone rogue)."""
+    stream = await trio.open_tcp_stream(*node.address)
+    machine = hs.Handshake(hs.Role.CONNECT, name=name, incarnation=1, cookie=COOKIE.encode())
+    await stream.send_all(machine.data_to_send())
+    while not machine.established:
+        machine.receive_data(await stream.receive_some(4096))
+        await stream.send_all(machine.data_to_send())
+    return stream
+
+
+async def _closed(stream: trio.SocketStream) -> bool:
+    with trio.move_on_after(5):
+        while await stream.receive_some(4096):
+            pass
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\xff" * 64,
+        struct.pack(">I", 2**31) + b"junk",
+        encode_frame(b"\x00"),
+    ],
+)
+async def test_garbage_before_handshake(payload: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    async with ta.open_node("alpha", epmd=None, cookie=COOKIE) as node:
+        stream = await trio.open_tcp_stream(*node.address)
+        await stream.send_all(payload)
+        assert await _closed(stream)
+        assert "refused node connection" in caplog.text
+        await _still_works(node)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        struct.pack(">I", 2**20 + 1) + b"x" * 16,  # over the node's max_frame_size
+        encode_frame(b"\xff\xff"),  # not CBOR
+        encode_frame(b"\x83\x01\x02\x03"),  # [1, 2, 3]: Send with a non-pid
+        encode_frame(b"\x82\x18\x63\x00"),  # unknown record code 99
+    ],
+)
+async def test_bad_frames_after_handshake(frame: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "trioactors.dist")
+    async with ta.open_node("alpha", epmd=None, cookie=COOKIE, max_frame_size=2**20) as node:
+        stream = await _authenticated(node)
+        await stream.send_all(frame)
+        assert await _closed(stream)
+        assert "closing connection to node 'mallory'" in caplog.text
+        assert node.nodes() == []
+        await _still_works(node)
+
+
+async def test_peer_cannot_speak_for_other_nodes_pids() -> None:
+    async with ta.open_node("alpha", epmd=None, cookie=COOKIE) as node:
+        stream = await _authenticated(node)
+        codec = MessageCodec(ta.pid.node_id_for("mallory"))
+        forged = ta.Pid(ta.pid.node_id_for("somebody-else"), 1, 1)
+        victim = node.spawn(_idle)
+        await stream.send_all(
+            p.RECORDS.frame(codec, p.ExitSignal(forged, _on(node, victim), "kill", False))
+        )
+        assert await _closed(stream)
+        assert node.is_alive(victim)
+
+
+async def _idle(ctx: ta.Context) -> None:
+    await trio.sleep_forever()
+
+
+def _on(node: Node, pid: ta.Pid) -> ta.Pid:
+    return ta.Pid(node.node_id, pid.id, pid.serial)
+
+
+async def _still_works(node: Node) -> None:
+    async with ta.open_node("beta", epmd=None, cookie=COOKIE) as other:
+        await other.connect(f"alpha@{node.address[0]}:{node.address[1]}")
+        assert node.nodes() == ["beta"]
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+def _tls(ca: trustme.CA, name: str, *, require_client_cert: bool) -> tuple[Any, Any]:
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server)
+    if require_client_cert:
+        server.verify_mode = ssl.CERT_REQUIRED
+        ca.configure_trust(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    cert.configure_cert(client)
+    return server, client
+
+
+async def test_mutual_tls() -> None:
+    ca = trustme.CA()
+    s1, c1 = _tls(ca, "alpha", require_client_cert=True)
+    s2, c2 = _tls(ca, "beta", require_client_cert=True)
+    async with (
+        ta.open_node("alpha", epmd=None, cookie=COOKIE, tls=s1, tls_client=c1) as a,
+        ta.open_node("beta", epmd=None, cookie=COOKIE, tls=s2, tls_client=c2) as b,
+    ):
+        await b.start_server(_Echo, name="echo")
+        await a.connect(f"beta@{b.address[0]}:{b.address[1]}")
+        assert await a.call(("echo", "beta"), "over tls", timeout=5) == "over tls"
+
+
+async def test_tls_client_without_trusted_certificate_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ca, rogue_ca = trustme.CA(), trustme.CA()
+    s1, c1 = _tls(ca, "alpha", require_client_cert=True)
+    s2, c2 = _tls(rogue_ca, "beta", require_client_cert=True)
+    async with (
+        ta.open_node("alpha", epmd=None, cookie=COOKIE, tls=s1, tls_client=c1) as a,
+        ta.open_node("beta", epmd=None, cookie=COOKIE, tls=s2, tls_client=c2) as b,
+    ):
+        with pytest.raises(ta.ConnectionFailed):
+            await b.connect(f"alpha@{a.address[0]}:{a.address[1]}")
+        assert a.nodes() == [] and b.nodes() == []
+
+
+class _Echo(ta.GenServer):
+    async def handle_call(self, request: Any, caller: ta.Caller) -> Any:
+        return request
