@@ -145,6 +145,7 @@ class Connection:
         self._cancel = trio.CancelScope()
         self.frames_in = 0
         self.bytes_out = 0
+        self.writes = 0
 
     @property
     def open(self) -> bool:
@@ -269,6 +270,7 @@ class Connection:
                         size += len(frame)
                     batch = b"".join(parts)
                 self.bytes_out += len(batch)
+                self.writes += 1
                 await stream.send_all(batch)
             if self._final:
                 await stream.send_all(self._final)
