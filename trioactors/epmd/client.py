@@ -28,7 +28,7 @@ import contextlib
 import functools
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Final, TypeVar
 
@@ -81,6 +81,7 @@ log = logging.getLogger("trioactors.epmd.client")
 
 DEFAULT_KEEPALIVE_INTERVAL: Final = 20.0
 _RECEIVE_SIZE = 65536
+_KEEPALIVE_BATCH_BYTES = 32 * 1024
 
 
 class _Gone(Exception):
@@ -453,8 +454,11 @@ class EpmdClient:
             if not names:
                 continue
             try:
-                resp = await self._native(functools.partial(KeepAlive, names=tuple(names)))
-                for name in _expect(resp, Alive).unknown:
+                unknown: list[str] = []
+                for batch in _batches(names):
+                    resp = await self._native(functools.partial(KeepAlive, names=batch))
+                    unknown.extend(_expect(resp, Alive).unknown)
+                for name in unknown:
                     reg = self._registrations.get(name)
                     if reg is not None:
                         reg.info = await self._native_register(reg)
@@ -541,6 +545,21 @@ class EpmdClient:
                     break
         with contextlib.suppress(Exception):
             await stream.aclose()
+
+
+def _batches(names: list[str]) -> Iterator[tuple[str, ...]]:
+    # KeepAlive frames stay well under the daemon's request size limit.
+    batch: list[str] = []
+    size = 0
+    for name in names:
+        n = len(name.encode("utf-8")) + 3
+        if batch and (size + n > _KEEPALIVE_BATCH_BYTES or len(batch) >= 1000):
+            yield tuple(batch)
+            batch, size = [], 0
+        batch.append(name)
+        size += n
+    if batch:
+        yield tuple(batch)
 
 
 def _register_req(rid: int, reg: _Registration) -> Register:

@@ -283,9 +283,8 @@ class EpmdServer:
                     except ProtocolError as exc:
                         log.warning("closed connection from %s: %s", conn.peer, exc)
                     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                        log.warning(
-                            "closed connection from %s: connection lost (%s)", conn.peer, exc
-                        )
+                        # A peer going away breaks no rule: info, not warning.
+                        log.info("closed connection from %s: connection lost (%s)", conn.peer, exc)
         finally:
             for entry in list(self._registry.nodes.values()):
                 if entry.owner is conn and not entry.native:
