@@ -52,6 +52,8 @@ from ..errors import ProtocolError
 from .erlang import ErlangNodeFields, valid_node_name
 
 __all__ = [
+    "KIND_ERLANG",
+    "KIND_TRIOACTORS",
     "MAGIC",
     "MAX_REQUEST_SIZE",
     "MAX_RESPONSE_SIZE",
