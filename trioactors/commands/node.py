@@ -1,0 +1,178 @@
+"""`trioactors node NAME`: run a cluster node until SIGINT/SIGTERM (exit 0).
+
+Prints ``node NAME listening on HOST:PORT`` on stdout once the node is up
+(scripts and tests parse it). ``--app module:function`` (or
+``path/to/file.py:function``) runs ``async def function(node)`` inside the
+node; the node keeps running after it returns, until a signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ..dist.node import Node, open_node, read_cookie
+from ..errors import TrioActorsError
+
+__all__ = ["DEFAULT_EPMD", "add_parser", "epmd_option", "load_app", "run"]
+
+log = logging.getLogger("trioactors.node")
+
+#: The EPMD address when neither --epmd nor TRIOACTORS_EPMD is given.
+DEFAULT_EPMD = "127.0.0.1:4369"
+
+
+def epmd_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--epmd`` (default ``$TRIOACTORS_EPMD`` or 127.0.0.1:4369)."""
+    parser.add_argument(
+        "--epmd",
+        default=os.environ.get("TRIOACTORS_EPMD", DEFAULT_EPMD),
+        metavar="HOST:PORT",
+        help="EPMD daemon for registration and discovery, or 'none' "
+        "(default: $TRIOACTORS_EPMD or %(default)s)",
+    )
+
+
+def cookie_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cookie-file``."""
+    parser.add_argument(
+        "--cookie-file",
+        metavar="FILE",
+        help="file holding the cluster cookie (default: $TRIOACTORS_COOKIE, "
+        "else ~/.trioactors.cookie, created on first use)",
+    )
+
+
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Add the `node` subcommand."""
+    parser = subparsers.add_parser(
+        "node",
+        help="run a cluster node",
+        description=(
+            "Run a trioactors cluster node named NAME until SIGINT/SIGTERM, which shut it "
+            "down gracefully (exit 0). Prints 'node NAME listening on HOST:PORT' when up."
+        ),
+    )
+    parser.add_argument("name", metavar="NAME", help="the node's name (unique in the cluster)")
+    parser.add_argument(
+        "--listen",
+        default="127.0.0.1:0",
+        metavar="HOST:PORT",
+        help="address for peer connections (default: %(default)s, a free port)",
+    )
+    epmd_option(parser)
+    cookie_option(parser)
+    parser.add_argument(
+        "--app",
+        metavar="MODULE:FUNCTION",
+        help="run `async def FUNCTION(node)` inside the node (MODULE may be a .py path)",
+    )
+    parser.add_argument(
+        "--tick-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="a peer silent for this long is down (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--epmd-keepalive",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="refresh the EPMD registration this often; it is renewed this long after "
+        "a daemon restart at the latest (default: %(default)s)",
+    )
+    parser.set_defaults(run=run)
+    return parser
+
+
+AppFn = Callable[[Node], Awaitable[Any]]
+
+
+def load_app(spec: str) -> AppFn:
+    """The function named by ``module:function`` or ``path/file.py:function``."""
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--app must be MODULE:FUNCTION, got {spec!r}")
+    if module_name.endswith(".py"):
+        path = Path(module_name)
+        loader_spec = importlib.util.spec_from_file_location(path.stem, path)
+        if loader_spec is None or loader_spec.loader is None:
+            raise ValueError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[path.stem] = module
+        loader_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(module_name)
+    fn = getattr(module, attr, None)
+    if fn is None or not callable(fn):
+        raise ValueError(f"{module_name} has no function {attr!r}")
+    return fn  # type: ignore[no-any-return]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the node; exit 0 after a signal, 1 if it cannot start or the app fails."""
+    try:
+        cookie = read_cookie(cookie_file=args.cookie_file)
+        app = load_app(args.app) if args.app else None
+    except (OSError, ValueError, ImportError) as exc:
+        log.error("%s", exc)
+        return 1
+    return trio.run(_main, args, cookie, app)
+
+
+async def _main(args: argparse.Namespace, cookie: bytes, app: AppFn | None) -> int:
+    epmd = None if args.epmd.lower() == "none" else args.epmd
+    code = 0
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        try:
+            async with (
+                open_node(
+                    args.name,
+                    listen=args.listen,
+                    epmd=epmd,
+                    cookie=cookie,
+                    tick_timeout=args.tick_timeout,
+                    epmd_keepalive=args.epmd_keepalive,
+                ) as node,
+                trio.open_nursery() as nursery,
+            ):
+                host, port = node.address
+                print(f"node {node.name} listening on {host}:{port}", flush=True)
+                failed: list[BaseException] = []
+                if app is not None:
+                    nursery.start_soon(_run_app, app, node, failed, nursery.cancel_scope)
+                async for signum in signals:
+                    log.info("got %s: leaving the cluster", signal.Signals(signum).name)
+                    break
+                nursery.cancel_scope.cancel()
+            if failed:
+                code = 1
+        except (TrioActorsError, OSError, ValueError) as exc:
+            log.error("node %s cannot run: %s", args.name, exc)
+            return 1
+    print(f"node {args.name} stopped", flush=True)
+    return code
+
+
+async def _run_app(
+    app: AppFn, node: Node, failed: list[BaseException], scope: trio.CancelScope
+) -> None:
+    try:
+        await app(node)
+    except Exception as exc:
+        log.exception("the app of node %s failed", node.name)
+        failed.append(exc)
+        scope.cancel()
