@@ -98,6 +98,7 @@ async def _serve(ctx: Context, cls: type[GenServer], args: tuple[Any, ...]) -> N
     handle_cast = server.handle_cast
     handle_info = server.handle_info
     receive = ctx.receive
+    send = ctx.system.send
     parent = ctx._parent
     while True:
         msg = await receive()
@@ -113,7 +114,7 @@ async def _serve(ctx: Context, cls: type[GenServer], args: tuple[Any, ...]) -> N
                 ):
                     result = await handle_call(msg[2], caller)
                     if result is not NO_REPLY:
-                        ctx.system.send(caller[0], (caller[1], result))
+                        send(caller[0], (caller[1], result))
                     continue
             elif n == 2 and msg[0] == GEN_CAST:
                 await handle_cast(msg[1])

@@ -1,20 +1,27 @@
-"""An actor's mailbox: an unbounded trio memory channel plus selective receive.
+"""An actor's mailbox: an unbounded queue with ordered selective receive.
 
-Sending is `send_nowait` (never blocks). Receiving takes queued messages with
-`receive_nowait`, so a busy actor does not pay a trio checkpoint per message;
-to stay fair to other tasks it still yields every `_BURST` messages, and it
-notices that it has been told to die (`_dying`) before taking each message.
-Messages skipped by a selective receive wait in a save queue, in order, and are
-looked at first by the next receive (Erlang's save queue).
+Built directly on trio's low-level parking primitive (`wait_task_rescheduled`
+and `reschedule`) rather than on a memory channel: an actor's mailbox has
+exactly one reader, so it needs a deque and at most one parked task, not a
+channel's send/receive halves, task tables and statistics. That halves the
+memory of an idle actor and makes a send a deque append (or a direct hand-off
+to the parked reader). See CHANGELOG for the measurements.
+
+Sending never blocks. Receiving takes queued messages without a trio
+checkpoint, so a busy actor does not pay a scheduler round per message; to
+stay fair to other tasks it still yields every `_BURST` messages, and it
+checks that it has not been told to end (`_dying`) before taking each one.
+Messages skipped by a selective receive wait in a save queue, in order, and
+are looked at first by the next receive (Erlang's save queue).
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
+import outcome
 import trio
 
 __all__ = ["Mailbox"]
@@ -24,23 +31,44 @@ __all__ = ["Mailbox"]
 _BURST: Final = 128
 
 _checkpoint = trio.lowlevel.checkpoint
+_current_task = trio.lowlevel.current_task
+_reschedule = trio.lowlevel.reschedule
+_wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
+_SUCCEEDED = trio.lowlevel.Abort.SUCCEEDED
+_Value = outcome.Value
 _WouldBlock = trio.WouldBlock
+_EMPTY: Final = object()
 
 
 class Mailbox:
     """A queue of messages with ordered selective receive (base of `Context`)."""
 
-    __slots__ = ("_burst", "_dying", "_inbox", "_outbox", "_saved")
+    __slots__ = ("_burst", "_dying", "_queue", "_saved", "_waiter")
 
     def __init__(self) -> None:
-        self._outbox, self._inbox = trio.open_memory_channel[Any](math.inf)
+        # Both queues are made on first use: most actors idle with none.
+        self._queue: deque[Any] | None = None
         self._saved: deque[Any] | None = None
+        self._waiter: trio.lowlevel.Task | None = None
         self._burst = 0
         # Set when the owner has been told to end: stop taking messages.
         self._dying = False
 
     def _deliver(self, msg: Any) -> None:
-        self._outbox.send_nowait(msg)
+        waiter = self._waiter
+        if waiter is not None:
+            # Hand the message straight to the parked reader.
+            self._waiter = None
+            _reschedule(waiter, _Value(msg))
+            return
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(msg)
+
+    def _abort(self, raise_cancel: Any) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return _SUCCEEDED
 
     async def receive(
         self,
@@ -63,11 +91,14 @@ class Mailbox:
             if self._burst >= _BURST or self._dying:
                 self._burst = 0
                 await _checkpoint()
-            try:
-                return self._inbox.receive_nowait()
-            except _WouldBlock:
-                self._burst = 0
-                return await self._inbox.receive()
+            queue = self._queue
+            if queue:
+                return queue.popleft()
+            self._burst = 0
+            if self._waiter is not None:
+                raise trio.BusyResourceError("another task is already receiving on this mailbox")
+            self._waiter = _current_task()
+            return await _wait_task_rescheduled(self._abort)
         return await self._receive_slow(timeout, match)
 
     async def _receive_slow(
@@ -75,44 +106,34 @@ class Mailbox:
         timeout: float | None,  # noqa: ASYNC109
         match: Callable[[Any], bool] | None,
     ) -> Any:
-        saved = self._saved
-        if saved:
-            if match is None:
-                return saved.popleft()
-            for i, msg in enumerate(saved):
-                if match(msg):
-                    del saved[i]
-                    return msg
-        try:
-            return self._take_nowait(match)
-        except _WouldBlock:
-            pass
+        msg = self._scan(match)
+        if msg is not _EMPTY:
+            return msg
         if timeout is None:
             return await self._take(match)
-        with trio.fail_after(timeout):
+        # A bare cancel scope: cheaper than fail_after's generator-based wrapper.
+        with trio.CancelScope(deadline=trio.current_time() + timeout):
             return await self._take(match)
-
-    def _take_nowait(self, match: Callable[[Any], bool] | None) -> Any:
-        # Only the channel: callers have already looked at the save queue.
-        inbox = self._inbox
-        while True:
-            msg = inbox.receive_nowait()
-            if match is None or match(msg):
-                return msg
-            self._save(msg)
+        raise trio.TooSlowError
 
     async def _take(self, match: Callable[[Any], bool] | None) -> Any:
-        inbox = self._inbox
+        # Only the live queue: callers have already looked at the save queue.
         while True:
             self._burst += 1
             if self._burst >= _BURST or self._dying:
                 self._burst = 0
                 await _checkpoint()
-            try:
-                msg = inbox.receive_nowait()
-            except _WouldBlock:
+            queue = self._queue
+            if queue:
+                msg = queue.popleft()
+            else:
                 self._burst = 0
-                msg = await inbox.receive()
+                if self._waiter is not None:
+                    raise trio.BusyResourceError(
+                        "another task is already receiving on this mailbox"
+                    )
+                self._waiter = _current_task()
+                msg = await _wait_task_rescheduled(self._abort)
             if match is None or match(msg):
                 return msg
             self._save(msg)
@@ -122,8 +143,7 @@ class Mailbox:
             self._saved = deque()
         self._saved.append(msg)
 
-    def receive_nowait(self, *, match: Callable[[Any], bool] | None = None) -> Any:
-        """The next (matching) message if one is queued; else `trio.WouldBlock`."""
+    def _scan(self, match: Callable[[Any], bool] | None) -> Any:
         saved = self._saved
         if saved:
             if match is None:
@@ -132,16 +152,25 @@ class Mailbox:
                 if match(msg):
                     del saved[i]
                     return msg
-        return self._take_nowait(match)
+        queue = self._queue
+        while queue:
+            msg = queue.popleft()
+            if match is None or match(msg):
+                return msg
+            self._save(msg)
+        return _EMPTY
+
+    def receive_nowait(self, *, match: Callable[[Any], bool] | None = None) -> Any:
+        """The next (matching) message if one is queued; else `trio.WouldBlock`."""
+        msg = self._scan(match)
+        if msg is _EMPTY:
+            raise _WouldBlock
+        return msg
 
     def _flush(self, match: Callable[[Any], bool]) -> bool:
         """Drop the first queued message `match` accepts; True if one was dropped."""
-        try:
-            self.receive_nowait(match=match)
-        except _WouldBlock:
-            return False
-        return True
+        return self._scan(match) is not _EMPTY
 
     def pending(self) -> int:
-        """How many messages are queued (saved and not yet looked at)."""
-        return len(self._saved or ()) + self._inbox.statistics().current_buffer_used
+        """How many messages are queued."""
+        return len(self._saved or ()) + len(self._queue or ())

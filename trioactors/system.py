@@ -138,7 +138,12 @@ class Context(Mailbox):
     )
 
     def __init__(self, system: ActorSystem, pid: Pid) -> None:
-        super().__init__()
+        # Mailbox fields set inline: spawning is hot and a super() call costs.
+        self._queue = None
+        self._saved = None
+        self._waiter = None
+        self._burst = 0
+        self._dying = False
         self.system = system
         self.pid = pid
         #: Exit signals (other than `kill`) arrive as `ta.Exit` messages when True.
@@ -352,7 +357,7 @@ class Context(Mailbox):
             self._die(KILLED, kill=True)
             return
         if self.trap_exits:
-            self._outbox.send_nowait(Exit(sender, reason))
+            self._deliver(Exit(sender, reason))
         elif reason == NORMAL:
             if not link and sender == self.pid:
                 self._die(NORMAL)
@@ -466,13 +471,13 @@ class ActorSystem:
             if dest.serial == self.incarnation:
                 proc = self._procs.get(dest.id)
                 if proc is not None:
-                    proc._outbox.send_nowait(msg)
+                    proc._deliver(msg)
             return
         where = self._where(dest)
         if where is None:
             return
         if isinstance(where, Context):
-            where._outbox.send_nowait(msg)
+            where._deliver(msg)
             return
         router = self._router
         if router is None:
@@ -621,7 +626,7 @@ class ActorSystem:
                 if watcher.node == LOCAL_NODE:
                     proc = self._procs.get(watcher.id)
                     if proc is not None and proc._monitors and proc._monitors.pop(ref, None):
-                        proc._outbox.send_nowait(Down(ref, label, reason))
+                        proc._deliver(Down(ref, label, reason))
                 else:
                     self._remote_monitored.pop(ref, None)
                     if router is not None:
@@ -865,7 +870,7 @@ class ActorSystem:
             # The Down of a remote monitor: it must not outlive a demonitor.
             if not proc._monitors or proc._monitors.pop(msg.ref, None) is None:
                 return
-        proc._outbox.send_nowait(msg)
+        proc._deliver(msg)
 
     def deliver_named(self, name: str, msg: Any) -> None:
         """A message from a peer for the locally registered `name`."""
@@ -924,7 +929,7 @@ class ActorSystem:
         """Remote monitored `target` ended (or its node is unreachable)."""
         proc = self._local(watcher)
         if proc is not None and proc._monitors and proc._monitors.pop(ref, None) is not None:
-            proc._outbox.send_nowait(Down(ref, target, reason))
+            proc._deliver(Down(ref, target, reason))
 
     def node_down(self, node_id: int, reason: Any = "noconnection") -> None:
         """The connection to node `node_id` is lost: links to its pids fire,
@@ -937,7 +942,7 @@ class ActorSystem:
                 for ref, target in list(proc._monitors.items()):
                     if _node_of(target) == node_id:
                         del proc._monitors[ref]
-                        proc._outbox.send_nowait(Down(ref, target, reason))
+                        proc._deliver(Down(ref, target, reason))
             if proc._monitored_by:
                 for ref, (watcher, _label) in list(proc._monitored_by.items()):
                     if watcher.node == node_id:
