@@ -516,3 +516,31 @@ async def test_thousand_alive2_registrations_then_all_dropped(
     await wait_for(server, lambda: len(server.nodes()) == 1, seconds=20)
     assert names(server) == {"survivor"}
     assert (await client.lookup("survivor")) is not None
+
+
+async def test_a_service_that_is_not_epmd_is_reported(nursery: trio.Nursery) -> None:
+    async def http(stream: trio.SocketStream) -> None:
+        async with stream:
+            await stream.send_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+    async def silent(stream: trio.SocketStream) -> None:
+        async with stream:
+            await trio.sleep_forever()
+
+    for handler, match in ((http, "does not speak EPMD"), (silent, "does not speak EPMD")):
+        listeners = await nursery.start(trio.serve_tcp, handler, 0)
+        port = listeners[0].socket.getsockname()[1]
+        c = ta.EpmdClient("127.0.0.1", port, timeout=0.3)
+        with pytest.raises(ta.EpmdError, match=match):
+            await c.ping()
+
+
+def test_keepalives_are_sent_in_bounded_batches() -> None:
+    from trioactors.epmd.client import _batches
+    from trioactors.epmd.native import MAX_REQUEST_SIZE, KeepAlive
+
+    names = [f"n{i}" for i in range(2500)] + ["\U0001f600" * 255] * 100
+    batches = list(_batches(names))
+    assert [n for b in batches for n in b] == names
+    for b in batches:
+        assert len(encode_message(KeepAlive(2**40, b))) - 4 <= MAX_REQUEST_SIZE

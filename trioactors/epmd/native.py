@@ -35,8 +35,13 @@ or ``"erlang"``), ``protocol_version``, ``capabilities``, ``metadata``,
 Unknown map keys are ignored so later versions can add fields. ``refused``
 codes: ``name_taken``, ``invalid``, ``not_allowed``.
 
-The daemon reads request frames of at most `MAX_REQUEST_SIZE` bytes; the
-length is checked before the body is buffered.
+The daemon reads request frames of at most `MAX_REQUEST_SIZE` bytes (64 KiB);
+the length is checked before the body is buffered. A ``register`` with host
+``""``, ``"0.0.0.0"`` or ``"::"`` is stored with the address the client
+connected from. A ``register`` of a name this client already holds (same
+token, e.g. after a reconnect) takes the registration over instead of being
+refused. Native registrations are removed when no ``keepalive`` (or
+``register``) has refreshed them for the daemon's keep-alive timeout.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ NAMES and PORT_PLEASE2 answers (as a hidden node), an Erlang registration in
 the native ListNodes and Lookup answers.
 
 Lifetimes: an Erlang registration lives as long as its ALIVE2 connection (as in
-epmd); a native one as long as keep-alives arrive (any connection of the same
+epmd; after a refused ALIVE2 epmd keeps the connection open too, until the
+peer closes it or sends more); a native one as long as keep-alives arrive (any connection of the same
 client may refresh or take it over with the client's token), and it is
 removed `keepalive_timeout` seconds after the last one. Every connection that
 breaks a protocol rule, or sends a partial request and then nothing for
