@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from cluster_fakes import FakeNet, FakeNode, fake_cluster
 
 import trioactors as ta
@@ -295,3 +297,55 @@ async def test_claim_seen_only_through_a_node_in_between_is_respected() -> None:
         # resolve= stays with the pid's node: it cannot be given for a remote pid.
         with pytest.raises(ta.NotLocalPid):
             await c.globals.register_global("other", a.seen_from(c, pa), resolve=resolve_notify_all)
+
+
+async def churn_with_partitions(net: FakeNet, rng: random.Random, names: list[str]) -> None:
+    """Every node registers and unregisters names while partitions come and go."""
+
+    async def register(node: FakeNode) -> None:
+        for _ in range(12):
+            pid = node.system.spawn(sleeper)
+            if not await node.globals.register_global(rng.choice(names), pid):
+                node.system.send(pid, "stop")
+            if rng.random() < 0.2:
+                await node.globals.unregister_global(rng.choice(names))
+            await trio.sleep(rng.uniform(0, 0.002))
+
+    async def disturb() -> None:
+        for _ in range(6):
+            net.partition(set(rng.sample(sorted(net.nodes), rng.randrange(1, 3))))
+            await trio.sleep(rng.uniform(0.002, 0.01))
+            net.connect_all()
+            await trio.sleep(rng.uniform(0, 0.002))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(disturb)
+        for node in net.nodes.values():
+            nursery.start_soon(register, node)
+    await net.settle()
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_random_partitions_and_heals_end_with_one_holder_per_name(
+    seed: int, caplog: pytest.LogCaptureFixture, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Virtual time: the partitions last as long relative to the registrations
+    # however loaded the machine is.
+    caplog.set_level(logging.WARNING, logger="trioactors.dist.globals")
+    names = ["x", "y", "z"]
+    async with fake_cluster(["a", "b", "c", "d"], seed=seed) as net:
+        await churn_with_partitions(net, random.Random(seed), names)
+        for name in names:
+            # One owner left in every replica...
+            owners = {o for node in net.nodes.values() for o in node.globals._claims.get(name, {})}
+            assert len(owners) <= 1, (name, owners)
+            if not owners:
+                assert views(net, name) == everywhere(net, net.nodes["a"], None)
+                continue
+            # ...naming the same live actor everywhere.
+            owner = net.nodes[owners.pop()]
+            pid = owner.globals.whereis_global(name)
+            assert pid is not None and owner.system.is_alive(pid)
+            assert views(net, name) == everywhere(net, owner, pid), name
+    # The partitions did produce conflicts to resolve (else this proves little).
+    assert any("registered on both" in r.getMessage() for r in caplog.records)
