@@ -378,9 +378,21 @@ class RecordSet:
         """`encode` behind its frame header, ready for the socket."""
         return encode_frame(self.encode(codec, record))
 
+    def code_of(self, cls: type[Any]) -> int:
+        """The wire code of record class `cls`."""
+        return self._codes[cls][0]
+
+    def frame_fields(self, codec: MessageCodec, cls: type[Any], *fields: Any) -> bytes:
+        """The frame of a `cls` record with `fields`, without building the record
+        (the hot path of message sends)."""
+        return encode_frame(codec.encode([self._codes[cls][0], *fields]))
+
     def decode(self, codec: MessageCodec, data: bytes) -> Any:
         """The record in `data`; `ProtocolError` for anything malformed."""
-        value = codec.decode(data)
+        return self.from_value(codec.decode(data))
+
+    def from_value(self, value: Any) -> Any:
+        """The record of an already decoded ``[code, fields...]`` value."""
         if not isinstance(value, list) or not value or type(value[0]) is not int:
             raise ProtocolError("malformed record: expected [code, fields...]")
         entry = self._by_code.get(value[0])

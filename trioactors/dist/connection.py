@@ -1,16 +1,17 @@
 """One established connection to a peer node over a trio stream (TCP or TLS).
 
-A `Connection` runs two tasks under its own nursery:
+A `Connection` runs three tasks under its own nursery:
 
 - the reader splits incoming bytes into frames (`FrameDecoder`, the maximum
   frame size checked before a body is buffered) and hands each body to the
   node's dispatcher, which only ever does non-blocking local deliveries, so a
-  slow actor can never stall the connection for the others. Nothing received
-  for `tick_timeout` seconds means the peer is down, even with the socket
-  still open (a frozen process, a cut cable);
+  slow actor can never stall the connection for the others;
 - the writer takes every frame queued since its last write and sends them in
-  one `send_all` (few syscalls under load), and sends a tick when it has had
-  nothing to say for a quarter of the tick timeout.
+  one `send_all` (few syscalls under load);
+- the ticker, every quarter of `tick_timeout`, sends a tick if the writer had
+  nothing to say, and declares the peer down when nothing at all arrived for
+  four quarters in a row, even with the socket still open (a frozen process,
+  a cut cable), like Erlang's net_ticktime.
 
 The outgoing queue is unbounded: `send_frame` never blocks a sender, like
 Erlang's `!`. Anything malformed from the peer ends this connection only.
@@ -144,6 +145,7 @@ class Connection:
         self._peer_closed = trio.Event()
         self._cancel = trio.CancelScope()
         self.frames_in = 0
+        self.bytes_in = 0
         self.bytes_out = 0
         self.writes = 0
 
@@ -198,6 +200,7 @@ class Connection:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._reader)
                     nursery.start_soon(self._writer)
+                    nursery.start_soon(self._ticker)
         with trio.CancelScope(shield=True), trio.move_on_after(1):
             await trio.aclose_forcefully(self.stream)
         return self.reason or CLOSED
@@ -217,24 +220,16 @@ class Connection:
         stream = self.stream
         decoder = self._decoder
         while True:
-            with trio.move_on_after(self.tick_timeout) as silence:
-                try:
-                    data = await stream.receive_some(_RECEIVE_SIZE)
-                except _BROKEN as exc:
-                    log.info("connection to node %r lost: %s", self.peer, exc or type(exc).__name__)
-                    data = b""
-            if silence.cancelled_caught:
-                log.warning(
-                    "node %r sent nothing for %.1f s (tick timeout): considered down",
-                    self.peer,
-                    self.tick_timeout,
-                )
-                self._set_reason(TICK_TIMEOUT, only_if_unset=True)
-                return
+            try:
+                data = await stream.receive_some(_RECEIVE_SIZE)
+            except _BROKEN as exc:
+                log.info("connection to node %r lost: %s", self.peer, exc or type(exc).__name__)
+                data = b""
             if not data:
                 self._peer_closed.set()
                 self._set_reason(CLOSED, only_if_unset=True)
                 return
+            self.bytes_in += len(data)
             decoder.feed(data)  # type: ignore[arg-type]  # bytearray is fine here
             try:
                 self._dispatch()
@@ -242,23 +237,45 @@ class Connection:
                 self._protocol_error(exc)
                 return
 
+    async def _ticker(self) -> None:
+        # Erlang's net_ticktime scheme: every quarter of the tick timeout, send
+        # a tick if the writer had nothing to say, and declare the peer down
+        # after four quarters in a row without a byte from it. Counters instead
+        # of per-read deadlines keep the hot read and write loops lean.
+        interval = self.tick_timeout / 4
+        quiet = 0
+        seen_in = self.bytes_in
+        seen_writes = self.writes
+        while True:
+            await trio.sleep(interval)
+            if self.bytes_in == seen_in:
+                quiet += 1
+                if quiet >= 4:
+                    log.warning(
+                        "node %r sent nothing for %.1f s (tick timeout): considered down",
+                        self.peer,
+                        self.tick_timeout,
+                    )
+                    self._set_reason(TICK_TIMEOUT, only_if_unset=True)
+                    return
+            else:
+                quiet = 0
+                seen_in = self.bytes_in
+            if self.writes == seen_writes and self._writer_waiting is not None:
+                self.send_frame(TICK)
+            seen_writes = self.writes
+
     async def _writer(self) -> None:
         stream = self.stream
         queue = self._queue
-        interval = self.tick_timeout / 4
         try:
             while True:
                 if not queue:
                     if self._closing:
                         break
                     waiting = self._writer_waiting = trio.Event()
-                    with trio.move_on_after(interval):
-                        await waiting.wait()
-                    self._writer_waiting = None
-                    if not queue:
-                        if self._closing:
-                            break
-                        queue.append(TICK)
+                    await waiting.wait()
+                    continue
                 if len(queue) == 1:
                     batch = queue.popleft()
                 else:

@@ -515,11 +515,12 @@ class NetKernel:
     # ------------------------------------------------------------------ inbound records
 
     def _dispatcher(self, peer: _Peer) -> Callable[[bytes], None]:
-        decode = p.RECORDS.decode
-        codec = self.codec
+        codec_decode = self.codec.decode
+        from_value = p.RECORDS.from_value
+        send_code = p.RECORDS.code_of(p.Send)
+        named_code = p.RECORDS.code_of(p.SendNamed)
         system = self.system
         peer_id = peer.node_id
-        Send, SendNamed = p.Send, p.SendNamed
 
         def own(pid: Pid) -> Pid:
             # A peer speaks only for its own actors.
@@ -528,13 +529,19 @@ class NetKernel:
             return pid
 
         def on_frame(body: bytes) -> None:
-            rec = decode(codec, body)
+            value = codec_decode(body)
+            # Fast path for plain messages: no record object, same checks.
+            if type(value) is list and len(value) == 3:
+                code = value[0]
+                if code == send_code and type(value[1]) is Pid:
+                    system.deliver(value[1], value[2])
+                    return
+                if code == named_code and type(value[1]) is str:
+                    system.deliver_named(value[1], value[2])
+                    return
+            rec = from_value(value)
             kind = type(rec)
-            if kind is Send:
-                system.deliver(rec.to, rec.msg)
-            elif kind is SendNamed:
-                system.deliver_named(rec.name, rec.msg)
-            elif kind is p.Link:
+            if kind is p.Link:
                 system.remote_link(rec.target, own(rec.sender))
             elif kind is p.Unlink:
                 system.remote_unlink(rec.target, own(rec.sender))
@@ -624,13 +631,14 @@ class NetKernel:
         if type(msg) is Down:
             frame = self._signal_frame(p.DownSignal(to, msg.ref, msg.pid, msg.reason), msg.reason)
         else:
-            frame = self._frame(p.Send(to, msg))
+            frame = p.RECORDS.frame_fields(self.codec, p.Send, to, msg)
         self._to_node(to.node, frame)
 
     def send_named(self, to: RemoteName, msg: Any) -> None:
         """Router: `msg` for the actor registered as `to[0]` on node `to[1]`."""
         name, node = to
-        self._to_peer(self._peer(node), self._frame(p.SendNamed(name, msg)))
+        peer = self._peers.get(node) or self._peer(node)
+        self._to_peer(peer, p.RECORDS.frame_fields(self.codec, p.SendNamed, name, msg))
 
     def link(self, local: Pid, remote: Pid) -> None:
         """Router: the remote half of a link."""

@@ -1,0 +1,255 @@
+"""Remote messaging speed: two node processes on loopback, each figure beside a
+bare-trio baseline measured in the same run, and the ratio.
+
+    python benchmarks/remote.py            # full run
+    python benchmarks/remote.py --quick    # a few seconds (the test suite runs this)
+
+1. ping-pong round trips between an actor here and an echo actor on a node
+   process, vs. two bare trio processes exchanging the same CBOR frames over
+   one TCP stream;
+2. one-way throughput of small messages to a sink actor on the other node
+   (until the sink reports it has them all), vs. bare trio sending the same
+   CBOR frames in batches;
+3. GenServer call round-trip latency across nodes, p50 / p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import trio
+
+import trioactors as ta
+from trioactors.codec import FrameDecoder, encode_frame
+
+HERE = Path(__file__).resolve()
+COOKIE = "bench-cookie"
+BATCH = 1000
+
+# --------------------------------------------------------------------------- the node app
+
+
+class _Counter(ta.GenServer):
+    async def init(self) -> None:
+        self.n = 0
+
+    async def handle_call(self, request: Any, caller: ta.Caller) -> Any:
+        self.n += 1
+        return self.n
+
+
+async def _echo(ctx: ta.Context) -> None:
+    while True:
+        _, sender, i = await ctx.receive()
+        ctx.send(sender, ("pong", i))
+
+
+async def _sink(ctx: ta.Context) -> None:
+    count = 0
+    while True:
+        msg = await ctx.receive()
+        if msg[0] == "done":
+            ctx.send(msg[1], ("count", count))
+            count = 0
+        else:
+            count += 1
+
+
+async def bench_app(node: ta.Node) -> None:
+    """`trioactors node ... --app benchmarks/remote.py:bench_app`."""
+    node.spawn(_echo, name="echo")
+    node.spawn(_sink, name="sink")
+    await node.start_server(_Counter, name="counter")
+
+
+# --------------------------------------------------------------------------- bare trio peer
+
+
+async def _bare_serve() -> None:
+    """The baseline peer: echoes ping frames, counts one-way frames."""
+
+    async def handler(stream: trio.SocketStream) -> None:
+        decoder = FrameDecoder()
+        count = 0
+        while data := await stream.receive_some(256 * 1024):
+            decoder.feed(data)
+            out = []
+            for body in decoder:
+                kind, i = cbor2.loads(body)
+                if kind == "ping":
+                    out.append(encode_frame(cbor2.dumps(["pong", i])))
+                elif kind == "msg":
+                    count += 1
+                else:
+                    out.append(encode_frame(cbor2.dumps(["count", count])))
+                    count = 0
+            if out:
+                await stream.send_all(b"".join(out))
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    print(f"bare listening on 127.0.0.1:{listeners[0].socket.getsockname()[1]}", flush=True)
+    await trio.serve_listeners(handler, listeners)
+
+
+async def _frames(stream: trio.SocketStream, decoder: FrameDecoder) -> Any:
+    while True:
+        body = decoder.next_frame()
+        if body is not None:
+            return cbor2.loads(body)
+        data = await stream.receive_some(256 * 1024)
+        if not data:
+            raise RuntimeError("peer closed")
+        decoder.feed(data)
+
+
+async def bare_pingpong(address: tuple[str, int], n: int) -> float:
+    stream = await trio.open_tcp_stream(*address)
+    decoder = FrameDecoder()
+    start = time.perf_counter()
+    for i in range(n):
+        await stream.send_all(encode_frame(cbor2.dumps(["ping", i])))
+        assert (await _frames(stream, decoder))[1] == i
+    elapsed = time.perf_counter() - start
+    await stream.aclose()
+    return n / elapsed
+
+
+async def bare_throughput(address: tuple[str, int], n: int) -> float:
+    stream = await trio.open_tcp_stream(*address)
+    decoder = FrameDecoder()
+    start = time.perf_counter()
+    batch = []
+    for i in range(n):
+        batch.append(encode_frame(cbor2.dumps(["msg", i])))
+        if len(batch) == BATCH:
+            await stream.send_all(b"".join(batch))
+            batch.clear()
+    batch.append(encode_frame(cbor2.dumps(["done", 0])))
+    await stream.send_all(b"".join(batch))
+    reply = await _frames(stream, decoder)
+    elapsed = time.perf_counter() - start
+    assert reply == ["count", n], reply
+    await stream.aclose()
+    return n / elapsed
+
+
+# --------------------------------------------------------------------------- trioactors side
+
+
+async def node_pingpong(node: ta.Node, n: int) -> float:
+    async with node.actor() as me:
+        echo = ("echo", "bench-b")
+        start = time.perf_counter()
+        for i in range(n):
+            me.send(echo, ("ping", me.pid, i))
+            assert (await me.receive())[1] == i
+        return n / (time.perf_counter() - start)
+
+
+async def node_throughput(node: ta.Node, n: int) -> float:
+    async with node.actor() as me:
+        sink = ("sink", "bench-b")
+        start = time.perf_counter()
+        for i in range(n):
+            me.send(sink, ("msg", i))
+            if i % BATCH == 0:
+                await trio.lowlevel.checkpoint()
+        me.send(sink, ("done", me.pid))
+        reply = await me.receive(timeout=120)
+        elapsed = time.perf_counter() - start
+        assert reply == ("count", n), reply
+        return n / elapsed
+
+
+async def node_call_latency(node: ta.Node, n: int) -> tuple[float, float]:
+    samples = []
+    async with node.actor() as me:
+        for _ in range(n):
+            start = time.perf_counter()
+            await me.call(("counter", "bench-b"), 1)
+            samples.append(time.perf_counter() - start)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+
+
+# --------------------------------------------------------------------------- driver
+
+
+@asynccontextmanager
+async def _child(args: list[str], prefix: str) -> AsyncIterator[tuple[str, int]]:
+    env = {**os.environ, "TRIOACTORS_COOKIE": COOKIE}
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        buf = b""
+        with trio.fail_after(30):
+            while prefix.encode() not in buf or not buf.endswith(b"\n"):
+                chunk = await proc.stdout.receive_some(4096)
+                if not chunk:
+                    raise RuntimeError(f"{args} exited early")
+                buf += chunk
+        line = next(x for x in buf.decode().splitlines() if x.startswith(prefix))
+        host, _, port = line.rpartition(" ")[2].rpartition(":")
+        yield host, int(port)
+    finally:
+        proc.terminate()
+        with trio.CancelScope(shield=True), trio.move_on_after(10):
+            await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def _row(label: str, ours: float, base: float, unit: str) -> None:
+    print(f"{label:<30} {ours:>12,.0f} {unit:<8} bare trio {base:>12,.0f} {unit:<8} "
+          f"ratio {ours / base:5.2f}x", flush=True)  # fmt: skip
+
+
+async def main(quick: bool) -> None:
+    n_rt, n_msgs, n_calls = (2_000, 20_000, 1_000) if quick else (20_000, 300_000, 10_000)
+    async with _child([str(HERE), "--serve-bare"], "bare listening on ") as bare:
+        await bare_pingpong(bare, n_rt // 10)  # warm-up
+        base_rt = await bare_pingpong(bare, n_rt)
+        await bare_throughput(bare, n_msgs // 10)
+        base_tp = await bare_throughput(bare, n_msgs)
+    node_cmd = ["-m", "trioactors", "--log-level", "warning", "node", "bench-b", "--epmd",
+                "none", "--app", f"{HERE}:bench_app"]  # fmt: skip
+    async with (
+        _child(node_cmd, "node bench-b listening on ") as (host, port),
+        ta.open_node("bench-a", epmd=None, cookie=COOKIE) as node,
+    ):
+        await node.connect(f"bench-b@{host}:{port}")
+        await node_pingpong(node, n_rt // 10)
+        rt = await node_pingpong(node, n_rt)
+        await node_throughput(node, n_msgs // 10)
+        tp = await node_throughput(node, n_msgs)
+        await node_call_latency(node, n_calls // 10)
+        p50, p99 = await node_call_latency(node, n_calls)
+    print(f"remote benchmarks ({'quick' if quick else 'full'}), two processes on loopback")
+    _row("ping-pong round trips", rt, base_rt, "rt/s")
+    _row("one-way throughput", tp, base_tp, "msg/s")
+    print(f"{'call latency':<30} p50 {p50 * 1e6:,.0f} us   p99 {p99 * 1e6:,.0f} us "
+          f"(bare ping-pong round trip {1e6 / base_rt:,.0f} us)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts, a few seconds")
+    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    opts = parser.parse_args()
+    if opts.serve_bare:
+        trio.run(_bare_serve)
+    else:
+        trio.run(main, opts.quick)
