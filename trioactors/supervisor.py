@@ -206,9 +206,17 @@ async def _start_child(ctx: Context, child: _Child) -> None:
                 _serve, (start, spec.args), name=spec.name, parent=ctx, link=True, supervised=True
             )
         else:
-            pid = system._spawn(
-                start, spec.args, name=spec.name, parent=ctx, link=True, supervised=True
-            ).pid
+            # Wait until it runs, so children really start one after another.
+            pid = await system._start(
+                start,
+                spec.args,
+                name=spec.name,
+                parent=ctx,
+                link=True,
+                supervised=True,
+                what="child",
+                auto=True,
+            )
     except NameTaken as exc:
         raise StartFailed(("already_registered", exc.name), f"child {spec.id!r}") from exc
     child.pid = pid

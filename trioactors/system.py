@@ -60,9 +60,12 @@ class _ExitActor(BaseException):
 class _Started:
     """One-shot report from a starting process (gen_server init, supervisor)."""
 
-    __slots__ = ("event", "failed", "reason")
+    __slots__ = ("auto", "event", "failed", "reason")
 
-    def __init__(self) -> None:
+    def __init__(self, auto: bool = False) -> None:
+        # auto: started as soon as the actor function begins to run (plain
+        # actors); otherwise the process reports it (gen_server after init).
+        self.auto = auto
         self.event = trio.Event()
         self.failed = False
         self.reason: Any = None
@@ -544,10 +547,12 @@ class ActorSystem:
         link: bool = False,
         supervised: bool = False,
         what: str = "server",
+        auto: bool = False,
     ) -> Pid:
-        """Spawn a process that reports when it has started; StartFailed if it
-        ends first."""
-        started = _Started()
+        """Spawn a process and wait until it has started (`auto`: until its
+        function runs; otherwise until it reports); StartFailed if it ends
+        first."""
+        started = _Started(auto)
         ctx = self._spawn(
             fn, args, name=name, parent=parent, link=link, supervised=supervised, started=started
         )
@@ -566,6 +571,9 @@ class ActorSystem:
             with trio.CancelScope() as scope:
                 ctx._scope = scope
                 if not ctx._dying:
+                    started = ctx._started
+                    if started is not None and started.auto:
+                        started.ok()
                     await fn(ctx, *args)
         except BaseException as exc:
             reason, fatal = _classify(exc)
