@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
+import trio.lowlevel
 
 import trioactors as ta
 
 COOKIE = "cluster-services-test"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def echo(ctx: Any) -> None:
@@ -184,3 +191,57 @@ async def test_process_groups_across_three_nodes() -> None:
             assert all(isinstance(m, ta.GroupLeave) for m in left)
             gp = pids["gamma"]
             assert beta.group_members("workers") == [ta.Pid(gamma.node_id, gp.id, gp.serial)]
+
+
+@asynccontextmanager
+async def node_process(name: str) -> AsyncIterator[tuple[str, trio.Process]]:
+    """A `trioactors node` child process (apps of tests/dist_apps.py); yields
+    the "name@host:port" to connect to and the process."""
+    env = {**os.environ, "TRIOACTORS_COOKIE": COOKIE}
+    app = f"{ROOT / 'tests' / 'dist_apps.py'}:services"
+    cmd = [sys.executable, "-m", "trioactors", "node", name, "--epmd", "none", "--app", app]
+    proc = await trio.lowlevel.open_process(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=str(ROOT)
+    )
+    assert proc.stdout is not None
+    try:
+        banner = f"node {name} listening on ".encode()
+        buf = b""
+        with trio.fail_after(20):
+            while banner not in buf or b"\n" not in buf.split(banner, 1)[1]:
+                chunk = await proc.stdout.receive_some(4096)
+                assert chunk, f"node process ended early: {buf!r}"
+                buf += chunk
+        address = buf.split(banner, 1)[1].split(b"\n", 1)[0].decode().strip()
+        yield f"{name}@{address}", proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
+        await proc.stdout.aclose()
+
+
+@pytest.mark.slow
+async def test_sigkilled_holder_frees_its_name_everywhere() -> None:
+    async with node_process("beta") as (beta_target, beta), cluster("alpha", "gamma") as c:
+        alpha, gamma = c.nodes["alpha"], c.nodes["gamma"]
+        for node in (alpha, gamma):
+            await node.connect(beta_target)
+        # The name of an actor on beta, registered from alpha: beta holds it.
+        pid = await alpha.spawn_on("beta", "echo")
+        assert await alpha.register_global("svc", pid) is True
+        await wait_until(lambda: gamma.whereis_global("svc") is not None)
+        async with gamma.actor() as me:
+            target = gamma.whereis_global("svc")
+            assert target is not None and gamma.node_of(target) == "beta"
+            gamma.send(target, (me.pid, "hi"))
+            assert await me.receive(timeout=10) == ("echo", "hi")
+        # SIGKILL: no goodbye, no unregister; the lost connection frees the name.
+        beta.kill()
+        await wait_until(
+            lambda: alpha.whereis_global("svc") is None and gamma.whereis_global("svc") is None
+        )
+        # ...and the survivors can take it.
+        assert await gamma.register_global("svc", gamma.spawn(echo)) is True
+        await wait_until(lambda: alpha.whereis_global("svc") is not None)
