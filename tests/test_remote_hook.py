@@ -1,0 +1,331 @@
+"""The distribution hook: two ActorSystems joined by an in-memory Router.
+
+The fake router carries every signal through the real message codec, so
+pids are translated exactly as a node does it (a pid of system A is seen by
+system B with A's node id), and proves the RemoteSignals semantics: remote
+send, links, monitors, calls, and node_down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import trioactors as ta
+from trioactors.codec import MessageCodec
+from trioactors.router import RemoteName
+
+A_ID, B_ID = 101, 202
+
+
+class FakeRouter:
+    """The Router of one system, wired to a peer system in the same process."""
+
+    def __init__(self, system: ta.ActorSystem, name: str, node_id: int) -> None:
+        self.system = system
+        self.name = name
+        self.node_id = node_id
+        self.codec = MessageCodec(node_id)
+        self.peer: FakeRouter | None = None
+        self.connected = False
+        self.node_watchers: list[tuple[ta.Pid, str]] = []
+
+    def _x(self, value: Any) -> Any:
+        """`value` as the peer sees it (the real wire encoding)."""
+        assert self.peer is not None
+        return self.peer.codec.decode(self.codec.encode(value))
+
+    def _peer_system(self) -> ta.ActorSystem | None:
+        return self.peer.system if self.connected and self.peer is not None else None
+
+    # -- Router
+
+    def send(self, to: ta.Pid, msg: Any) -> None:
+        if (peer := self._peer_system()) is not None:
+            peer.deliver(self._x(to), self._x(msg))
+
+    def send_named(self, to: RemoteName, msg: Any) -> None:
+        if (peer := self._peer_system()) is not None:
+            peer.deliver_named(to[0], self._x(msg))
+
+    def link(self, local: ta.Pid, remote: ta.Pid) -> None:
+        if (peer := self._peer_system()) is None:
+            self.system.remote_exit(remote, local, "noconnection", link=True)
+        else:
+            peer.remote_link(self._x(remote), self._x(local))
+
+    def unlink(self, local: ta.Pid, remote: ta.Pid) -> None:
+        if (peer := self._peer_system()) is not None:
+            peer.remote_unlink(self._x(remote), self._x(local))
+
+    def exit(self, sender: ta.Pid, remote: ta.Pid, reason: Any, *, link: bool) -> None:
+        if (peer := self._peer_system()) is not None:
+            peer.remote_exit(self._x(sender), self._x(remote), self._x(reason), link=link)
+
+    def monitor(self, watcher: ta.Pid, ref: ta.Ref, target: ta.Pid | RemoteName) -> None:
+        if (peer := self._peer_system()) is None:
+            self.system.remote_down(watcher, ref, target, "noconnection")
+            return
+        remote_target = target[0] if isinstance(target, tuple) else self._x(target)
+        peer.remote_monitor(self._x(watcher), self._x(ref), remote_target)
+
+    def demonitor(self, watcher: ta.Pid, ref: ta.Ref, target: ta.Pid | RemoteName) -> None:
+        if (peer := self._peer_system()) is not None:
+            peer.remote_demonitor(self._x(ref))
+
+    def monitor_node(self, watcher: ta.Pid, node_name: str) -> None:
+        if self._peer_system() is None:
+            self.system.deliver(watcher, ta.NodeDown(node_name, "noconnection"))
+        else:
+            self.node_watchers.append((watcher, node_name))
+
+    def demonitor_node(self, watcher: ta.Pid, node_name: str) -> None:
+        if (watcher, node_name) in self.node_watchers:
+            self.node_watchers.remove((watcher, node_name))
+
+    def is_self(self, node_name: str) -> bool:
+        return node_name == self.name
+
+    # -- test controls
+
+    def lost(self) -> None:
+        """This side notices that the connection is gone."""
+        assert self.peer is not None
+        self.connected = False
+        self.system.node_down(self.peer.node_id, "noconnection")
+        for watcher, node in self.node_watchers:
+            self.system.deliver(watcher, ta.NodeDown(node, "noconnection"))
+        self.node_watchers.clear()
+
+
+def disconnect(ra: FakeRouter, rb: FakeRouter) -> None:
+    ra.lost()
+    rb.lost()
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[ta.ActorSystem, ta.ActorSystem, FakeRouter, FakeRouter]]:
+    async with (
+        ta.open_actor_system(incarnation=1) as a,
+        ta.open_actor_system(incarnation=2) as b,
+    ):
+        ra, rb = FakeRouter(a, "a", A_ID), FakeRouter(b, "b", B_ID)
+        ra.peer, rb.peer = rb, ra
+        ra.connected = rb.connected = True
+        a.node_name, b.node_name = "a", "b"
+        a.set_router(ra)
+        b.set_router(rb)
+        yield a, b, ra, rb
+        a.set_router(None)
+        b.set_router(None)
+
+
+def seen_from_a(pid_on_b: ta.Pid) -> ta.Pid:
+    return ta.Pid(B_ID, pid_on_b.id, pid_on_b.serial)
+
+
+async def echo(ctx: ta.Context) -> None:
+    while True:
+        frm, msg = await ctx.receive()
+        ctx.send(frm, ("echo", msg))
+
+
+async def idle(ctx: ta.Context) -> None:
+    await trio.sleep_forever()
+
+
+class Kv(ta.GenServer):
+    async def init(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    async def handle_call(self, request: Any, caller: ta.Caller) -> Any:
+        op, *rest = request
+        if op == "put":
+            self.data[rest[0]] = rest[1]
+            return "ok"
+        if op == "hang":
+            return ta.NO_REPLY
+        if op == "crash":
+            raise RuntimeError("kv crashed")
+        return self.data.get(rest[0])
+
+
+Pair = tuple[ta.ActorSystem, ta.ActorSystem, FakeRouter, FakeRouter]
+
+
+async def test_remote_send_by_pid_and_by_name(pair: Pair) -> None:
+    a, b, _, _ = pair
+    pid_b = b.spawn(echo, name="echo")
+    remote = seen_from_a(pid_b)
+    assert not remote.is_local()
+    async with a.actor() as me:
+        me.send(remote, (me.pid, 1))
+        assert await me.receive(timeout=5) == ("echo", 1)
+        me.send(("echo", "b"), (me.pid, 2))
+        assert await me.receive(timeout=5) == ("echo", 2)
+        me.send(("echo", "a"), (me.pid, 3))  # names this node: local, nobody there
+        with pytest.raises(trio.TooSlowError):
+            await me.receive(timeout=0.05)
+        # A pid received over the wire is the sender's pid, replyable from anywhere.
+        me.send(remote, (me.pid, me.pid))
+        assert await me.receive(timeout=5) == ("echo", me.pid)
+
+
+async def test_remote_call(pair: Pair) -> None:
+    a, b, _, _ = pair
+    pid_b = await b.start_server(Kv, name="kv")
+    assert await a.call(("kv", "b"), ("put", "k", 1)) == "ok"
+    assert await a.call(seen_from_a(pid_b), ("get", "k")) == 1
+    with pytest.raises(ta.CallFailed) as info:
+        await a.call(("kv", "b"), ("crash",))
+    assert info.value.reason == ta.Crash("RuntimeError", "kv crashed")
+    with pytest.raises(ta.CallFailed, match="noproc"):
+        await a.call(("kv", "b"), ("get", "k"))  # gone, and not restarted
+
+
+async def test_remote_link_fires_on_crash_both_ways(pair: Pair) -> None:
+    a, b, _, _ = pair
+
+    async def crasher(ctx: ta.Context) -> None:
+        await ctx.receive()
+        raise ValueError("remote boom")
+
+    pid_b = b.spawn(crasher)
+    remote = seen_from_a(pid_b)
+    async with a.actor(trap_exits=True) as me:
+        me.link(remote)
+        me.send(remote, "go")
+        exit_msg = await me.receive(timeout=5)
+        assert exit_msg == ta.Exit(remote, ta.Crash("ValueError", "remote boom"))
+
+    # The other way: an actor on A dies, its link kills the one on B.
+    pid_b2 = b.spawn(idle)
+    with pytest.raises(ta.ActorExited):
+        async with a.actor() as me:
+            me.link(seen_from_a(pid_b2))
+            raise_later = me.pid
+            await trio.testing.wait_all_tasks_blocked()
+            a.exit(raise_later, "bye")
+            await trio.sleep_forever()
+    assert await b.join(pid_b2) in ("bye", "noproc")
+    assert not b.is_alive(pid_b2)
+
+
+async def test_remote_link_to_dead_pid_is_noproc(pair: Pair) -> None:
+    a, b, _, _ = pair
+    pid_b = b.spawn(idle)
+    b.exit(pid_b, "kill")
+    await b.join(pid_b)
+    async with a.actor(trap_exits=True) as me:
+        me.link(seen_from_a(pid_b))
+        assert await me.receive(timeout=5) == ta.Exit(seen_from_a(pid_b), "noproc")
+
+
+async def test_remote_unlink(pair: Pair) -> None:
+    a, b, _, _ = pair
+    pid_b = b.spawn(idle)
+    async with a.actor(trap_exits=True) as me:
+        me.link(seen_from_a(pid_b))
+        me.unlink(seen_from_a(pid_b))
+        ref = me.monitor(seen_from_a(pid_b))
+        b.exit(pid_b, "x")
+        assert await me.receive(timeout=5) == ta.Down(ref, seen_from_a(pid_b), "x")
+        with pytest.raises(trio.WouldBlock):
+            me.receive_nowait()
+
+
+async def test_remote_monitor_and_demonitor(pair: Pair) -> None:
+    a, b, _, _ = pair
+    pid_b = b.spawn(idle, name="svc")
+    async with a.actor() as me:
+        ref1 = me.monitor(seen_from_a(pid_b))
+        ref2 = me.monitor(("svc", "b"))
+        ref3 = me.monitor(seen_from_a(pid_b))
+        assert me.demonitor(ref3) is True
+        b.exit(pid_b, "stopped")
+        got = {await me.receive(timeout=5), await me.receive(timeout=5)}
+        assert got == {
+            ta.Down(ref1, seen_from_a(pid_b), "stopped"),
+            ta.Down(ref2, ("svc", "b"), "stopped"),
+        }
+        with pytest.raises(trio.TooSlowError):
+            await me.receive(timeout=0.05)
+        ref4 = me.monitor(("svc", "b"))
+        assert await me.receive(timeout=5) == ta.Down(ref4, ("svc", "b"), "noproc")
+
+
+async def test_remote_watchers_are_told_when_a_local_actor_ends(pair: Pair) -> None:
+    a, b, _, _ = pair
+    pid_a = a.spawn(idle)
+    async with b.actor() as me:
+        ref = me.monitor(ta.Pid(A_ID, pid_a.id, pid_a.serial))
+        a.exit(pid_a, "done")
+        down = await me.receive(timeout=5)
+        assert down == ta.Down(ref, ta.Pid(A_ID, pid_a.id, pid_a.serial), "done")
+
+
+async def test_node_down_fires_links_monitors_and_pending_calls(pair: Pair) -> None:
+    a, b, ra, rb = pair
+    kv = seen_from_a(await b.start_server(Kv))
+    other = seen_from_a(b.spawn(idle))
+    results: dict[str, Any] = {}
+
+    async def pending_call() -> None:
+        try:
+            await a.call(kv, ("hang",), timeout=None)
+        except ta.CallFailed as exc:
+            results["call"] = exc.reason
+
+    async with a.actor(trap_exits=True) as me, trio.open_nursery() as n:
+        me.link(other)
+        ref = me.monitor(kv)
+        me.monitor_node("b")
+        n.start_soon(pending_call)
+        await trio.testing.wait_all_tasks_blocked()
+        disconnect(ra, rb)
+        got = [await me.receive(timeout=5) for _ in range(3)]
+    assert ta.Exit(other, "noconnection") in got
+    assert ta.Down(ref, kv, "noconnection") in got
+    assert ta.NodeDown("b", "noconnection") in got
+    assert results == {"call": "noconnection"}
+    # While disconnected: link and monitor answer noconnection at once.
+    async with a.actor(trap_exits=True) as me:
+        ref = me.monitor(kv)
+        assert me.receive_nowait() == ta.Down(ref, kv, "noconnection")
+        me.link(kv)
+        assert me.receive_nowait() == ta.Exit(kv, "noconnection")
+        me.monitor_node("b")
+        assert me.receive_nowait() == ta.NodeDown("b", "noconnection")
+
+
+async def test_node_down_drops_monitors_held_by_the_lost_node(pair: Pair) -> None:
+    a, b, ra, rb = pair
+    pid_a = a.spawn(idle)
+    async with b.actor() as me:
+        me.monitor(ta.Pid(A_ID, pid_a.id, pid_a.serial))
+        disconnect(ra, rb)
+        ra.connected = rb.connected = True  # reconnected: the old monitor is gone
+        a.exit(pid_a, "late")
+        await trio.testing.wait_all_tasks_blocked()
+        got = me.receive_nowait()  # only the noconnection Down from the loss
+        assert got.reason == "noconnection"
+        with pytest.raises(trio.WouldBlock):
+            me.receive_nowait()
+
+
+async def test_deliver_ignores_stale_and_unknown_targets(pair: Pair) -> None:
+    a, _, _, _ = pair
+    async with a.actor() as me:
+        a.deliver(ta.Pid(0, me.pid.id, 99), "wrong incarnation")
+        a.deliver(ta.Pid(0, 99999, 1), "nobody")
+        a.deliver_named("nobody", "x")
+        # A Down for a monitor this actor does not hold is dropped.
+        a.deliver(me.pid, ta.Down(ta.Ref(0, 1, 1), ta.Pid(B_ID, 1, 2), "x"))
+        a.deliver(me.pid, "ok")
+        assert me.receive_nowait() == "ok"
+        with pytest.raises(trio.WouldBlock):
+            me.receive_nowait()
