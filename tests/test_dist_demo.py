@@ -1,0 +1,19 @@
+"""The distributed demo runs to the end and tells the story it promises."""
+
+from __future__ import annotations
+
+import pytest
+
+from trioactors.dist.demo import run_distributed_demo
+
+
+async def test_distributed_demo(capsys: pytest.CaptureFixture[str]) -> None:
+    await run_distributed_demo(pause=0)
+    out = capsys.readouterr().out
+    assert "london <- NodeUp(node='paris')" in out
+    assert "says hello back" in out
+    assert "('deposit', 32)) -> 42" in out
+    assert "reason='shutdown'" in out
+    assert "NodeDown(node='tokyo'" in out
+    assert "EPMD now lists ['london', 'paris']" in out
+    assert out.rstrip().endswith("to run nodes as separate processes.")
