@@ -336,3 +336,23 @@ async def test_discovery_through_epmd() -> None:
                     pass
         assert [i.name for i in server.nodes()] == []
         n.cancel_scope.cancel()
+
+
+async def test_pid_of_a_never_met_node_is_resolved_through_epmd() -> None:
+    async with trio.open_nursery() as n:
+        server = await n.start(ta.serve_epmd, "127.0.0.1", 0)
+        epmd = f"127.0.0.1:{server.port}"
+        slow = {"epmd": epmd, "discovery_interval": 1000.0}  # no discovery round
+        async with node("alpha", **slow) as a, node("gamma", **slow) as c:
+            far = attrs.evolve(c.spawn(echo), node=c.node_id)
+            assert a.node_of(far) is None  # alpha never heard of gamma
+            async with a.actor() as me:
+                me.send(far, (me.pid, "found you"))
+                assert await me.receive(timeout=5) == ("echo", "found you", far)
+            assert a.node_of(far) == "gamma"
+            # An id nobody registered: dropped, and links/monitors say so.
+            async with a.actor() as me:
+                nowhere = ta.Pid(12345, 1, 1)
+                ref = me.monitor(nowhere)
+                assert await me.receive(timeout=5) == ta.Down(ref, nowhere, "noconnection")
+        n.cancel_scope.cancel()
