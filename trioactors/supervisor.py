@@ -64,6 +64,10 @@ def _check_start(inst: Any, attr: Any, value: Any) -> None:
         )
 
 
+def _to_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class ChildSpec:
     """How a supervisor starts, restarts and stops one child.
@@ -81,7 +85,7 @@ class ChildSpec:
 
     id: Any
     start: ActorFn | type[GenServer] | SupervisorSpec = attrs.field(validator=_check_start)
-    args: tuple[Any, ...] = attrs.field(default=(), converter=tuple)
+    args: tuple[Any, ...] = attrs.field(default=(), converter=_to_tuple)
     restart: Restart = attrs.field(default="permanent", validator=_check_restart)
     shutdown: Shutdown | None = attrs.field(default=None, validator=_check_shutdown)
     name: str | None = None
