@@ -288,3 +288,16 @@ async def test_many_concurrent_callers(system: ta.ActorSystem) -> None:
         for _ in range(20):
             n.start_soon(caller)
     assert await system.call(pid, "get") == 1000
+
+
+async def test_calling_oneself_fails_at_once(system: ta.ActorSystem) -> None:
+    class Selfish(ta.GenServer):
+        async def handle_call(self, request: Any, caller: ta.Caller) -> Any:
+            try:
+                return await self.ctx.call(self.pid if request == "pid" else "me", "again")
+            except ta.CallFailed as exc:
+                return exc.reason
+
+    await system.start_server(Selfish, name="me")
+    assert await system.call("me", "pid") == "calling_self"
+    assert await system.call("me", "name") == "calling_self"

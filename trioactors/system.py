@@ -187,8 +187,11 @@ class Context(Mailbox):
         """Call a gen_server and return its reply.
 
         Raises `ta.CallTimeout` after `timeout` seconds (None waits forever) and
-        `ta.CallFailed(reason)` as soon as the server is or goes down.
+        `ta.CallFailed(reason)` as soon as the server is or goes down (or is
+        this very actor: ``calling_self``, which could never be answered).
         """
+        if self._is_me(dest):
+            raise CallFailed("calling_self", dest)
         ref = self.monitor(dest)
         self.system.send(dest, (GEN_CALL, (self.pid, ref), request))
 
@@ -207,6 +210,13 @@ class Context(Mailbox):
             raise CallFailed(msg.reason, dest)
         self.demonitor(ref, flush=True)
         return msg[1]
+
+    def _is_me(self, dest: Any) -> bool:
+        if type(dest) is Pid:
+            return dest.id == self.pid.id and dest.node == LOCAL_NODE
+        if type(dest) is str:
+            return self.system.registry.whereis(dest) == self.pid
+        return False
 
     # -- processes
 
