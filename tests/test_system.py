@@ -585,3 +585,26 @@ async def test_monitor_node_without_router_is_nodedown_at_once(system: ta.ActorS
                 other.link(remote)
                 await trio.sleep_forever()
         assert info.value.reason == "noconnection"
+
+
+async def test_error_in_cleanup_while_stopping_is_reported(
+    system: ta.ActorSystem, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="trioactors")
+
+    async def messy(ctx: ta.Context) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            raise OSError("cleanup failed")
+
+    pid = system.spawn(messy)
+    await trio.testing.wait_all_tasks_blocked()
+    system.exit(pid, "shutdown")
+    assert await system.join(pid) == ta.Crash("OSError", "cleanup failed")
+    assert len(crashes(caplog)) == 1
+    # A kill stays a kill whatever the cleanup does.
+    pid = system.spawn(messy)
+    await trio.testing.wait_all_tasks_blocked()
+    system.exit(pid, "kill")
+    assert await system.join(pid) == "killed"

@@ -589,9 +589,11 @@ class ActorSystem:
             reason, fatal = _classify(exc)
             if fatal:
                 error = exc
-        if ctx._dying:
+        if ctx._killed or (ctx._dying and not isinstance(reason, Crash)):
             reason = ctx._reason
         elif isinstance(reason, Crash):
+            # Also an error raised by cleanup code while ending for a signal:
+            # it is reported rather than lost.
             self._log_crash(ctx, reason)
         hook = ctx._on_exit
         if hook is not None and not ctx._killed:
