@@ -356,3 +356,46 @@ async def test_pid_of_a_never_met_node_is_resolved_through_epmd() -> None:
                 ref = me.monitor(nowhere)
                 assert await me.receive(timeout=5) == ta.Down(ref, nowhere, "noconnection")
         n.cancel_scope.cancel()
+
+
+async def test_exit_signals_to_remote_pids() -> None:
+    async with pair() as (a, b):
+        trapper_done = trio.Event()
+        trapping = trio.Event()
+        got: list[Any] = []
+
+        async def trapper(ctx: ta.Context) -> None:
+            ctx.trap_exits = True
+            trapping.set()
+            got.append(await ctx.receive())
+            trapper_done.set()
+            await ctx.receive()  # the shutdown signal, trapped too: then end
+
+        t = attrs.evolve(b.spawn(trapper), node=b.node_id)
+        v = attrs.evolve(b.spawn(idle), node=b.node_id)
+        await trapping.wait()
+        async with a.actor() as me:
+            ref = me.monitor(v)
+            me.exit(t, "please")  # trapped: arrives as a message
+            a.exit(v, "kill")  # untrappable
+            assert await me.receive(timeout=5) == ta.Down(ref, v, "killed")
+            with trio.fail_after(5):
+                await trapper_done.wait()
+            assert got == [ta.Exit(attrs.evolve(me.pid, node=a.node_id), "please")]
+
+
+async def test_restarted_peer_replaces_the_stale_connection() -> None:
+    async with node("alpha") as a, a.actor() as me:
+        async with node("beta", incarnation=1) as b1:
+            old = attrs.evolve(b1.spawn(idle), node=b1.node_id)
+            await a.connect(addr(b1))
+            ref = me.monitor(old)
+            await trio.sleep(0.05)
+            # beta "restarts" (new incarnation) before alpha saw the old one go.
+            async with node("beta", incarnation=2) as b2:
+                await b2.connect(addr(a))
+                assert await me.receive(timeout=5) == ta.Down(ref, old, "noconnection")
+                b2.spawn(echo, name="echo")
+                me.send(("echo", "beta"), (me.pid, "new"))
+                assert (await me.receive(timeout=5))[:2] == ("echo", "new")
+                assert a.nodes() == ["beta"]
