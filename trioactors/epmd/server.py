@@ -10,13 +10,14 @@ One name space serves both protocols: a native registration shows in Erlang's
 NAMES and PORT_PLEASE2 answers (as a hidden node), an Erlang registration in
 the native ListNodes and Lookup answers.
 
-Lifetimes: an Erlang registration lives as long as its ALIVE2 connection (as in
-epmd; after a refused ALIVE2 epmd keeps the connection open too, until the
-peer closes it or sends more); a native one as long as keep-alives arrive (any connection of the same
-client may refresh or take it over with the client's token), and it is
-removed `keepalive_timeout` seconds after the last one. Every connection that
-breaks a protocol rule, or sends a partial request and then nothing for
-`packet_timeout` seconds, is closed with a log line; nothing else is touched.
+Lifetimes: an Erlang registration lives as long as its ALIVE2 connection (as
+in epmd; after a refused ALIVE2 epmd keeps the connection open too, until the
+peer closes it or sends more); a native one as long as keep-alives arrive (any
+connection of the same client may refresh or take it over with the client's
+token), and it is removed `keepalive_timeout` seconds after the last one.
+Every connection that breaks a protocol rule, or sends a partial request and
+then nothing for `packet_timeout` seconds, is closed with a log line; nothing
+else is touched.
 """
 
 from __future__ import annotations
@@ -175,7 +176,8 @@ class EpmdServer:
     """Handle of a running EPMD daemon (what `serve_epmd` gives `nursery.start`).
 
     `port` is the bound port (useful with port 0), `nodes()` the registered
-    nodes newest first, `shutdown()` stops the daemon.
+    nodes newest first, `shutdown()` stops the daemon; `killed` turns true
+    when an Erlang KILL_REQ (``epmd -kill``) stopped it.
     """
 
     def __init__(
