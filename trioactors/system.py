@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias, overload
 
+import outcome
 import trio
 
 from .errors import ActorExited, CallFailed, CallTimeout, NoProc, StartFailed, SystemClosed
@@ -40,6 +42,9 @@ logger = logging.getLogger("trioactors")
 Dest: TypeAlias = "Pid | str | tuple[str, str]"
 #: An actor: ``async def fn(ctx, *args)``.
 ActorFn: TypeAlias = Callable[..., Awaitable[Any]]
+
+_reschedule = trio.lowlevel.reschedule
+_Value = outcome.Value
 
 NORMAL: Final = "normal"
 KILLED: Final = "killed"
@@ -177,7 +182,23 @@ class Context(Mailbox):
 
     def send(self, dest: Dest, msg: Any) -> None:
         """Send `msg` to `dest`; never blocks, never raises for a dead pid."""
-        self.system.send(dest, msg)
+        system = self.system
+        if type(dest) is Pid and dest.node == LOCAL_NODE:
+            # The hot path, inlined (see ActorSystem.send and Mailbox._deliver).
+            if dest.serial == system.incarnation:
+                proc = system._procs.get(dest.id)
+                if proc is not None:
+                    waiter = proc._waiter
+                    if waiter is None:
+                        queue = proc._queue
+                        if queue is None:
+                            queue = proc._queue = deque()
+                        queue.append(msg)
+                    else:
+                        proc._waiter = None
+                        _reschedule(waiter, _Value(msg))
+            return
+        system.send(dest, msg)
 
     def cast(self, dest: Dest, request: Any) -> None:
         """Send a gen_server cast (no reply)."""
@@ -484,7 +505,15 @@ class ActorSystem:
             if dest.serial == self.incarnation:
                 proc = self._procs.get(dest.id)
                 if proc is not None:
-                    proc._deliver(msg)
+                    waiter = proc._waiter
+                    if waiter is None:
+                        queue = proc._queue
+                        if queue is None:
+                            queue = proc._queue = deque()
+                        queue.append(msg)
+                    else:
+                        proc._waiter = None
+                        _reschedule(waiter, _Value(msg))
             return
         where = self._where(dest)
         if where is None:
