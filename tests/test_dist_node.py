@@ -399,3 +399,13 @@ async def test_restarted_peer_replaces_the_stale_connection() -> None:
                 me.send(("echo", "beta"), (me.pid, "new"))
                 assert (await me.receive(timeout=5))[:2] == ("echo", "new")
                 assert a.nodes() == ["beta"]
+
+
+async def test_message_over_max_frame_size_raises_at_the_sender() -> None:
+    async with pair(max_frame_size=1000) as (a, b):
+        b.spawn(echo, name="echo")
+        with pytest.raises(ta.NotSerializable, match="exceeds max_frame_size"):
+            a.send(("echo", "beta"), b"x" * 2000)
+        async with a.actor() as me:  # the connection is fine
+            me.send(("echo", "beta"), (me.pid, b"x" * 500))
+            assert (await me.receive(timeout=5))[1] == b"x" * 500

@@ -584,6 +584,15 @@ class NetKernel:
         except NotSerializable:
             return self._frame(attrs.evolve(record, reason=repr(reason)))
 
+    def _checked(self, frame: bytes) -> bytes:
+        # A frame over the limit would make the peer drop the whole connection.
+        if len(frame) - 4 > self.max_frame_size:
+            raise NotSerializable(
+                f"message of {len(frame) - 4} bytes exceeds max_frame_size "
+                f"({self.max_frame_size}); send it in parts or raise the limit on every node"
+            )
+        return frame
+
     def _to_peer(self, peer: _Peer, frame: bytes) -> None:
         conn = peer.conn
         if conn is not None:
@@ -631,14 +640,16 @@ class NetKernel:
         if type(msg) is Down:
             frame = self._signal_frame(p.DownSignal(to, msg.ref, msg.pid, msg.reason), msg.reason)
         else:
-            frame = p.RECORDS.frame_fields(self.codec, p.Send, to, msg)
+            frame = self._checked(p.RECORDS.frame_fields(self.codec, p.Send, to, msg))
         self._to_node(to.node, frame)
 
     def send_named(self, to: RemoteName, msg: Any) -> None:
         """Router: `msg` for the actor registered as `to[0]` on node `to[1]`."""
         name, node = to
         peer = self._peers.get(node) or self._peer(node)
-        self._to_peer(peer, p.RECORDS.frame_fields(self.codec, p.SendNamed, name, msg))
+        self._to_peer(
+            peer, self._checked(p.RECORDS.frame_fields(self.codec, p.SendNamed, name, msg))
+        )
 
     def link(self, local: Pid, remote: Pid) -> None:
         """Router: the remote half of a link."""
