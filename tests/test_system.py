@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import trioactors as ta
 
@@ -608,3 +610,53 @@ async def test_error_in_cleanup_while_stopping_is_reported(
     await trio.testing.wait_all_tasks_blocked()
     system.exit(pid, "kill")
     assert await system.join(pid) == "killed"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=5), max_size=30),
+    st.lists(st.integers(min_value=0, max_value=5), max_size=10),
+)
+def test_selective_receive_matches_a_model(msgs: list[int], wanted: list[int]) -> None:
+    """Each receive(match=) takes the oldest matching message; the rest keep
+    their order (checked against a list model)."""
+
+    async def scenario() -> None:
+        async with ta.open_actor_system() as system, system.actor() as me:
+            model = list(msgs)
+            for m in msgs:
+                me.send(me.pid, m)
+            for w in wanted:
+                if w in model:
+                    model.remove(w)
+                    assert await me.receive(match=lambda m, w=w: m == w) == w
+                else:
+                    with pytest.raises(trio.WouldBlock):
+                        me.receive_nowait(match=lambda m, w=w: m == w)
+            assert [me.receive_nowait() for _ in range(len(model))] == model
+            assert me.pending() == 0
+
+    trio.run(scenario)
+
+
+async def test_spawn_from_an_actor_with_name_and_parent(system: ta.ActorSystem) -> None:
+    got: list[Any] = []
+
+    async def child(ctx: ta.Context) -> None:
+        got.append(ctx.parent)
+
+    async with system.actor() as me:
+        pid = me.spawn(child, name="kid")
+        assert system.whereis("kid") == pid
+        await system.join(pid)
+        assert got == [me.pid]
+        assert system.whereis("kid") is None
+
+
+async def test_timers_and_spawn_refused_after_shutdown() -> None:
+    async with ta.open_actor_system() as system:
+        pass
+    with pytest.raises(ta.SystemClosed):
+        system.send_after(1, "x", "y")
+    with pytest.raises(ta.SystemClosed):
+        await system.start_server(ta.GenServer)
