@@ -26,7 +26,7 @@ def example_args(path: Path) -> list[str]:
 
 def test_examples_exist() -> None:
     names = {p.name for p in EXAMPLES.glob("*.py")}
-    assert {"local_gen_server.py", "local_supervision.py"} <= names
+    assert {"local_actors.py", "local_gen_server.py", "local_supervision.py"} <= names
 
 
 def test_example_args_header(tmp_path: Path) -> None:
