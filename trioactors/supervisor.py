@@ -26,7 +26,9 @@ __all__ = ["ChildSpec", "Restart", "Shutdown", "Strategy", "SupervisorSpec", "su
 
 logger = logging.getLogger("trioactors")
 
+#: When a child is restarted: always, only after an abnormal exit, never.
 Restart: TypeAlias = Literal["permanent", "transient", "temporary"]
+#: Which children a crash restarts: the one, all of them, it and those after it.
 Strategy: TypeAlias = Literal["one_for_one", "one_for_all", "rest_for_one"]
 #: Seconds to wait for a child to stop before killing it, or a policy.
 Shutdown: TypeAlias = "float | Literal['brutal_kill', 'infinity']"
