@@ -28,7 +28,7 @@ from .mailbox import Mailbox
 from .messages import GEN_CALL, GEN_CAST, Crash, Down, Exit, NodeDown, TimerRef
 from .pid import LOCAL_NODE, Pid, Ref, _Counter, node_id_for
 from .registry import Registry
-from .router import RemoteName, Router
+from .router import RemoteName, RemoteSignals, Router
 
 if TYPE_CHECKING:
     from .gen_server import GenServer
@@ -1029,3 +1029,10 @@ async def open_actor_system(
             raise error
         finally:
             error = None
+
+
+if TYPE_CHECKING:
+
+    def _implements_remote_signals(system: ActorSystem) -> RemoteSignals:
+        # mypy proves here that ActorSystem satisfies the node's protocol.
+        return system
