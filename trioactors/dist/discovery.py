@@ -46,6 +46,9 @@ class Discovery:
         self._client = EpmdClient(
             host, port, keepalive_interval=keepalive_interval, timeout=timeout
         )
+        # Queries get their own client: a lookup cut short by a connect timeout
+        # must never disturb (or queue behind) the registration's keep-alives.
+        self._query = EpmdClient(host, port, timeout=timeout)
         self._pause = trio.CancelScope()
         self._stopping = False
         self._stopped = trio.Event()
@@ -116,16 +119,20 @@ class Discovery:
         with trio.CancelScope(shield=True), trio.move_on_after(self._client.timeout + 1):
             await self._stopped.wait()
 
+    async def aclose(self) -> None:
+        """Close the query connection (once the node no longer dials anyone)."""
+        await self._query.aclose()
+
     async def lookup(self, name: str) -> tuple[str, int] | None:
         """The address of trioactors node `name`, or None."""
-        info = await self._client.lookup(name)
+        info = await self._query.lookup(name)
         if info is None or info.kind != KIND_TRIOACTORS:
             return None
         return info.host, info.port
 
     async def list_nodes(self) -> list[NodeInfo]:
         """Everything the daemon knows."""
-        return await self._client.list_nodes()
+        return await self._query.list_nodes()
 
     async def list_names(self) -> list[str]:
         """Names of the trioactors nodes the daemon knows."""

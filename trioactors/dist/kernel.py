@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
@@ -51,6 +51,7 @@ from .handshake import (
 if TYPE_CHECKING:
     from ..system import ActorFn, ActorSystem
     from .cluster import ClusterServices
+    from .discovery import Discovery
 
 __all__ = ["NetKernel", "parse_node_address"]
 
@@ -60,9 +61,6 @@ log = logging.getLogger("trioactors.dist")
 NOCONNECTION: Final = "noconnection"
 #: After a failed attempt, discovery waits this long before trying that node again.
 _DISCOVERY_RETRY: Final = 30.0
-
-Lookup = Callable[[str], Awaitable[tuple[str, int] | None]]
-ListNames = Callable[[], Awaitable[list[str]]]
 
 
 def parse_node_address(target: str) -> tuple[str, tuple[str, int] | None]:
@@ -148,8 +146,6 @@ class NetKernel:
         tls_client: ssl.SSLContext | None = None,
         connect_timeout: float = 10.0,
         registry: MessageRegistry | None = None,
-        lookup: Lookup | None = None,
-        list_names: ListNames | None = None,
     ) -> None:
         self.system = system
         self.name = name
@@ -159,8 +155,8 @@ class NetKernel:
         self.tick_timeout = tick_timeout
         self.max_frame_size = max_frame_size
         self.connect_timeout = connect_timeout
-        self.lookup = lookup
-        self.list_names = list_names
+        #: Set by the node when it runs with EPMD: lookups and node lists.
+        self.discovery: Discovery | None = None
         self.services: ClusterServices | None = None
         self._cookie = cookie
         self._tls = tls
@@ -287,13 +283,13 @@ class NetKernel:
     async def _address_of(self, peer: _Peer) -> tuple[str, int]:
         if peer.address is not None:
             return peer.address
-        if self.lookup is None:
+        if self.discovery is None:
             raise ConnectionFailed(
                 f"no address known for node {peer.name!r} and discovery is off; "
                 f"connect with '{peer.name}@host:port'"
             )
         try:
-            found = await self.lookup(peer.name)
+            found = await self.discovery.lookup(peer.name)
         except EpmdError as exc:
             raise ConnectionFailed(f"cannot look up node {peer.name!r}: {exc}") from exc
         if found is None:
@@ -617,10 +613,10 @@ class NetKernel:
     async def _resolve(self, node_id: int) -> None:
         """Find the name of node `node_id` (a pid of a node we never met)."""
         names: list[str] = []
-        if self.list_names is not None:
+        if self.discovery is not None:
             try:
                 with trio.move_on_after(self.connect_timeout):
-                    names = await self.list_names()
+                    names = await self.discovery.list_names()
             except (EpmdError, OSError) as exc:
                 log.debug("cannot list nodes to resolve node id %d: %s", node_id, exc)
         self.learn_names(names)

@@ -321,8 +321,7 @@ async def open_node(
                             poll_interval=discovery_interval,
                             keepalive_interval=epmd_keepalive,
                         )
-                        kernel.lookup = discovery.lookup
-                        kernel.list_names = discovery.list_names
+                        kernel.discovery = discovery
                         if advertise is None:
                             advertise = "127.0.0.1" if address[0] in _ANY else address[0]
                         await nursery.start(discovery.run, advertise, address[1])
@@ -342,6 +341,8 @@ async def open_node(
                 if kernel is not None:
                     with trio.CancelScope(shield=True):
                         await kernel.leave()
+                        if kernel.discovery is not None:
+                            await kernel.discovery.aclose()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         raise _collapse(group) from None
