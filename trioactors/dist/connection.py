@@ -144,7 +144,6 @@ class Connection:
         self._final: bytes = b""
         self._peer_closed = trio.Event()
         self._cancel = trio.CancelScope()
-        self.frames_in = 0
         self.bytes_in = 0
         self.bytes_out = 0
         self.writes = 0
@@ -212,8 +211,7 @@ class Connection:
     def _dispatch(self) -> None:
         on_frame = self._on_frame
         for body in self._decoder:
-            if body:
-                self.frames_in += 1
+            if body:  # empty bodies are ticks
                 on_frame(body)
 
     async def _reader(self) -> None:

@@ -221,11 +221,6 @@ class NetKernel:
         peer = self._by_id.get(node_id)
         return peer.name if peer is not None else None
 
-    def is_connected(self, name: str) -> bool:
-        """True when a connection to `name` is established."""
-        peer = self._peers.get(name)
-        return peer is not None and peer.conn is not None
-
     def should_autoconnect(self, name: str) -> bool:
         """Discovery asks: is `name` worth a connection attempt now?"""
         if name == self.name or self._closing:

@@ -220,11 +220,6 @@ class Node:
         """Every member of `group` across the cluster."""
         return self._services.groups.group_members(group)
 
-    async def poll_discovery(self) -> None:
-        """Run one discovery round now (connect to nodes EPMD knows)."""
-        if self._discovery is not None:
-            await self._discovery.poll()
-
 
 def _default_incarnation() -> int:
     # Milliseconds: a restarted node gets a different serial (equality is all
