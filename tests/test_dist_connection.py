@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import ssl
 import struct
 from typing import Any
@@ -79,8 +80,15 @@ async def test_writer_batches_queued_frames() -> None:
 async def test_graceful_close_flushes_then_says_goodbye() -> None:
     left, right = trio.testing.memory_stream_pair()
     got: list[bytes] = []
+
+    def on_frame(body: bytes) -> None:
+        got.append(body)
+        if body == b"bye":
+            receiver.abort("disconnect")  # as a node does on a goodbye
+
     sender = _conn(left, [])
-    receiver = _conn(right, got)
+    receiver = Connection(right, peer="peer", on_frame=on_frame, tick_timeout=4.0)
+    start = trio.current_time()
     async with trio.open_nursery() as n:
         n.start_soon(receiver.run)
         n.start_soon(sender.run)
@@ -89,6 +97,8 @@ async def test_graceful_close_flushes_then_says_goodbye() -> None:
         sender.close(final=encode_frame(b"bye"))
         sender.send_frame(encode_frame(b"too late"))
     assert got == [b"%d" % i for i in range(100)] + [b"bye"]
+    assert sender.reason == "disconnect"
+    assert trio.current_time() - start < 1.0  # the peer's hang-up ended the linger
 
 
 async def test_malformed_frame_closes_only_that_connection(
@@ -239,3 +249,52 @@ async def test_tls_client_without_trusted_certificate_is_refused(
 class _Echo(ta.GenServer):
     async def handle_call(self, request: Any, caller: ta.Caller) -> Any:
         return request
+
+
+_PIDS = [ta.Pid(0, 1, 1), ta.Pid(ta.pid.node_id_for("mallory"), 2, 3), ta.Pid(7, 8, 9)]
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(11 if depth < 3 else 8)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.random() < 0.5
+    if kind == 2:
+        return rng.randint(-(2**70), 2**70)
+    if kind == 3:
+        return rng.random()
+    if kind == 4:
+        return "x" * rng.randint(0, 5)
+    if kind == 5:
+        return b"\0\1"
+    if kind == 6:
+        return rng.choice(_PIDS)
+    if kind == 7:
+        return ta.Ref(rng.randint(0, 5), 1, 1)
+    if kind == 8:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    if kind == 9:
+        return tuple(_random_value(rng, depth + 1) for _ in range(rng.randint(0, 3)))
+    return {"k": _random_value(rng, depth + 1)}
+
+
+async def test_dispatcher_survives_random_records() -> None:
+    """Well-formed CBOR with any record code and any field values either acts
+    or is a ProtocolError (which closes the connection): nothing else escapes."""
+    rng = random.Random(1234)
+    codec = MessageCodec(ta.pid.node_id_for("mallory"))
+    async with ta.open_node("alpha", epmd=None, cookie=COOKIE) as node:
+        node.spawn(_idle, name="svc")
+        peer = node.kernel._peer("mallory")
+        on_frame = node.kernel._dispatcher(peer)
+        outcomes = {"ok": 0, "refused": 0}
+        for _ in range(3000):
+            code = rng.randint(0, 14)
+            fields = [_random_value(rng) for _ in range(rng.randint(0, 5))]
+            try:
+                on_frame(codec.encode([code, *fields]))
+                outcomes["ok"] += 1
+            except ta.ProtocolError:
+                outcomes["refused"] += 1
+        assert outcomes["ok"] > 0 and outcomes["refused"] > 0
