@@ -28,10 +28,14 @@ class Router(Protocol):
     """What a node provides to an ActorSystem for non-local destinations."""
 
     def send(self, to: Pid, msg: Any) -> None:
-        """Deliver `msg` to the remote pid `to` (drop it if unreachable)."""
+        """Deliver `msg` to the remote pid `to` (drop it if unreachable).
+
+        The one exception to "never raises": `ta.NotSerializable` when `msg`
+        cannot cross nodes, raised at the sender as the API promises."""
 
     def send_named(self, to: RemoteName, msg: Any) -> None:
-        """Deliver `msg` to the actor registered as `to[0]` on node `to[1]`."""
+        """Deliver `msg` to the actor registered as `to[0]` on node `to[1]`
+        (`ta.NotSerializable` as for `send`)."""
 
     def link(self, local: Pid, remote: Pid) -> None:
         """Create the remote half of a link. If `remote` is dead the peer answers
