@@ -74,8 +74,8 @@ async def node_process(
                 await pipe.aclose()
 
 
-async def _stop(node: NodeProcess) -> int:
-    node.proc.send_signal(signal.SIGTERM)
+async def _stop(node: NodeProcess, sig: int = signal.SIGTERM) -> int:
+    node.proc.send_signal(sig)
     with trio.fail_after(20):
         return await node.proc.wait()
 
@@ -223,7 +223,7 @@ async def test_garbage_and_oversized_frames_on_the_node_port() -> None:
         ok = await _run_cli("ping", beta.target)
         assert ok.stdout.strip() == b"pong"
         await stalled.aclose()
-        assert await _stop(beta) == 0
+        assert await _stop(beta, signal.SIGINT) == 0  # Ctrl-C is a graceful exit too
 
 
 async def test_100k_messages_none_lost_order_kept() -> None:
