@@ -9,7 +9,8 @@ Inbound, the node calls the system's `remote_*` methods and `node_down` (see
 `trioactors.system.ActorSystem`). Every method here is synchronous and must
 never block or raise: like Erlang's `!`, signals to an unreachable node are
 dropped, and links/monitors to it fire with `noconnection` through
-`ActorSystem.node_down`/`remote_exit`/`remote_down`.
+`ActorSystem.node_down`/`remote_exit`/`remote_down`. The one exception is
+`spawn_remote`, a request that waits for the other node's answer.
 """
 
 from __future__ import annotations
@@ -67,6 +68,28 @@ class Router(Protocol):
 
     def is_self(self, node_name: str) -> bool:
         """True when `node_name` names this node (so `(name, node)` is local)."""
+
+    async def spawn_remote(
+        self,
+        node: str,
+        name: str,
+        args: tuple[Any, ...],
+        link_to: Pid,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - a budget for the remote side
+    ) -> Pid:
+        """Start the spawnable registered as `name` on `node` (``"name"`` or
+        ``"name@host:port"``) with `args`, linked to the local pid `link_to`.
+
+        The link is made on the remote side before the new actor can end, and
+        this side's half before any later signal of it is dispatched, so a
+        crash right after the start still reaches `link_to` as an exit signal.
+        Returns once the actor has started (a GenServer has run `init`).
+        Raises `ta.ConnectionFailed` when `node` cannot be reached, is shutting
+        down or goes down before answering, and `ta.SpawnFailed` when it
+        refuses (no such spawnable, a failing `init`) or does not answer
+        within `timeout` seconds (None waits as long as the node is up).
+        """
 
 
 class RemoteSignals(Protocol):

@@ -4,6 +4,13 @@ in reverse order, give up when restarts come too fast.
 A supervisor is an actor that traps exits and is linked to its children. Its
 state (the children and their pids) lives in the supervisor's context so that
 `system.which_children` can read it synchronously.
+
+A child may run on other nodes (``ChildSpec(..., nodes=["beta", "gamma"])``):
+it is started through the system's router (`Router.spawn_remote`, which a
+node installs), so this module never imports the distribution layer. The
+remote child is linked like a local one; when its node is lost the link
+fires with ``noconnection`` and the restart picks the first candidate node
+that is up again.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any, Final, Literal, TypeAlias
 import attrs
 import trio
 
-from .errors import NameTaken, StartFailed
+from .errors import ConnectionFailed, NameTaken, NotSerializable, SpawnFailed, StartFailed
 from .gen_server import GenServer, _serve
 from .messages import GEN_CALL, Down, Exit
 from .pid import Pid
@@ -53,8 +60,8 @@ def _check_shutdown(inst: Any, attr: Any, value: Any) -> None:
 
 
 def _check_start(inst: Any, attr: Any, value: Any) -> None:
-    if isinstance(value, SupervisorSpec):
-        return
+    if isinstance(value, SupervisorSpec | str):
+        return  # a str (a spawnable's name) is checked against `nodes` later
     if isinstance(value, type):
         if not issubclass(value, GenServer):
             raise TypeError(f"start class {value.__qualname__} must subclass ta.GenServer")
@@ -70,6 +77,17 @@ def _to_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(value)
 
 
+def _to_nodes(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    nodes = (value,) if isinstance(value, str) else tuple(value)
+    if not nodes or not all(isinstance(n, str) and n for n in nodes):
+        raise ValueError(
+            f"nodes must be a node name or a non-empty list of node names, not {value!r}"
+        )
+    return nodes
+
+
 @attrs.frozen
 class ChildSpec:
     """How a supervisor starts, restarts and stops one child.
@@ -83,14 +101,48 @@ class ChildSpec:
       ``"brutal_kill"``, or ``"infinity"``. Default 5.0 for workers and
       ``"infinity"`` for supervisors, as in OTP.
     - `name`: register the child under this name (on every restart).
+    - `nodes`: run the child on another node: a node name or a list of
+      candidates in order of preference (``"name"`` found through EPMD, or
+      ``"name@host:port"``). `start` is then the name of a spawnable
+      registered on those nodes with ``node.register_spawnable(start, fn)``
+      and `args` must be serialisable. The child is started, and restarted
+      after every exit, on the first candidate that is reachable and starts
+      it; a candidate that is down, shutting down or refuses (no such
+      spawnable, a failing ``init``) is skipped. When its node goes down the
+      supervisor gets ``noconnection`` from the link and restarts it like any
+      other exit (restart type, strategy and intensity apply). If no
+      candidate starts it, that is a failed start (see `ta.supervisor`).
+      The supervisor must run on a node (`ta.open_node`); a remote child
+      cannot be registered with `name` (let it register itself, e.g. with
+      ``register_global`` in its ``init``).
     """
 
     id: Any
-    start: ActorFn | type[GenServer] | SupervisorSpec = attrs.field(validator=_check_start)
+    start: ActorFn | type[GenServer] | SupervisorSpec | str = attrs.field(validator=_check_start)
     args: tuple[Any, ...] = attrs.field(default=(), converter=_to_tuple)
     restart: Restart = attrs.field(default="permanent", validator=_check_restart)
     shutdown: Shutdown | None = attrs.field(default=None, validator=_check_shutdown)
     name: str | None = None
+    nodes: tuple[str, ...] | None = attrs.field(default=None, converter=_to_nodes)
+
+    def __attrs_post_init__(self) -> None:
+        if self.nodes is not None:
+            if not isinstance(self.start, str):
+                raise TypeError(
+                    f"child {self.id!r}: with nodes=, start is the name (a str) of a spawnable "
+                    f"registered on those nodes with node.register_spawnable(name, fn), "
+                    f"not {self.start!r}"
+                )
+            if self.name is not None:
+                raise ValueError(
+                    f"child {self.id!r}: name= registers a local child; a child on another "
+                    "node registers itself (e.g. with register_global in its init)"
+                )
+        elif isinstance(self.start, str):
+            raise TypeError(
+                f"child {self.id!r}: start {self.start!r} names a spawnable; give "
+                "nodes=[...] listing the nodes where it is registered"
+            )
 
     @property
     def shutdown_policy(self) -> float | str:
@@ -138,7 +190,15 @@ def supervisor(
     max_restarts: int = 3,
     max_seconds: float = 5.0,
 ) -> SupervisorSpec:
-    """A supervisor to start as a child: ``ChildSpec("sub", ta.supervisor([...]))``."""
+    """A supervisor to start as a child: ``ChildSpec("sub", ta.supervisor([...]))``.
+
+    A child that cannot be restarted (its ``init`` fails; for a remote child,
+    no candidate node is reachable or willing) counts as a restart and is
+    tried again at once, as OTP does, until the intensity (`max_restarts`
+    in `max_seconds`) is used up; then the supervisor stops its children and
+    ends with ``shutdown``. A child that fails to start while the supervisor
+    itself starts fails the supervisor's start (`ta.StartFailed`).
+    """
     return SupervisorSpec(
         tuple(children), strategy=strategy, max_restarts=max_restarts, max_seconds=max_seconds
     )
@@ -192,10 +252,48 @@ def _clean(reason: Any) -> bool:
     )
 
 
+async def _start_remote(ctx: Context, spec: ChildSpec) -> Pid:
+    """Start a child on the first candidate node that is up and starts it."""
+    assert isinstance(spec.start, str) and spec.nodes is not None
+    what = f"child {spec.id!r}"
+    router = ctx.system.router
+    if router is None:
+        error = SpawnFailed(
+            f"{what} is to run on node(s) {', '.join(spec.nodes)} but supervisor {ctx.pid} "
+            "is in an actor system that is not a node; start it on ta.open_node(...)"
+        )
+        raise StartFailed(("spawn_failed", str(error)), what) from error
+    problems: list[str] = []
+    for node in spec.nodes:
+        try:
+            pid = await router.spawn_remote(node, spec.start, spec.args, ctx.pid)
+        except ConnectionFailed as exc:
+            problems.append(f"{node}: unreachable ({exc})")
+        except SpawnFailed as exc:
+            problems.append(f"{node}: {exc}")
+        except NotSerializable as exc:
+            raise StartFailed(("spawn_failed", str(exc)), what) from exc
+        else:
+            if problems:
+                logger.warning(
+                    "supervisor %s: child %r started on %s as %s after skipping %s",
+                    ctx.pid,
+                    spec.id,
+                    node,
+                    pid,
+                    "; ".join(problems),
+                )
+            return pid
+    raise StartFailed(("spawn_failed", "; ".join(problems)), what)
+
+
 async def _start_child(ctx: Context, child: _Child) -> None:
     spec = child.spec
     system = ctx.system
     start = spec.start
+    if isinstance(start, str):  # a spawnable on other nodes (`nodes` is set)
+        child.pid = await _start_remote(ctx, spec)
+        return
     try:
         if isinstance(start, SupervisorSpec):
             pid = await system._start(

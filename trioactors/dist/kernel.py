@@ -30,6 +30,7 @@ from ..errors import (
     ProtocolError,
     SpawnFailed,
     StartFailed,
+    SystemClosed,
     TrioActorsError,
 )
 from ..messages import Down, NodeDown, NodeUp
@@ -695,6 +696,30 @@ class NetKernel:
         """Router: True when `node_name` is this node."""
         return node_name == self.name
 
+    async def spawn_remote(
+        self,
+        node: str,
+        name: str,
+        args: tuple[Any, ...],
+        link_to: Pid,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - a budget for the remote side
+    ) -> Pid:
+        """Router: `spawn_on` linked to `link_to`, for supervisors.
+
+        `node` may be ``"name@host:port"``. Raises `ConnectionFailed` when
+        the node cannot be reached or goes down before answering, else
+        `SpawnFailed` (see `trioactors.router.Router.spawn_remote`).
+        """
+        target, _ = parse_node_address(node)
+        await self.connect(node)
+        try:
+            return await self.spawn_on(target, name, *args, link_to=link_to, timeout=timeout)
+        except SpawnFailed as exc:
+            if target != self.name and target not in self.nodes():
+                raise ConnectionFailed(str(exc)) from exc
+            raise
+
     # ------------------------------------------------------------------ node watchers
 
     def monitor_nodes(self, pid: Pid) -> None:
@@ -793,15 +818,24 @@ class NetKernel:
         fn = self._spawnables.get(name)
         if fn is None:
             raise SpawnFailed(self._spawn_error(name))
+        if self._closing or self.system._closing:
+            # An actor started now would be cut down with the node at once.
+            raise SpawnFailed(f"node {self.name!r} is shutting down; it starts no {name!r}")
         try:
             if isinstance(fn, type) and issubclass(fn, GenServer):
                 pid = await self.system.start_server(fn, *args)
+                if not self.system.is_alive(pid):
+                    # It ended between init and now: a link made now would only
+                    # say noproc, so the spawner learns it as a failed start.
+                    raise SpawnFailed(f"spawnable {name!r} ended right after its init")
             else:
                 pid = self.system.spawn(cast("ActorFn", fn), *args)
         except StartFailed as exc:
             raise SpawnFailed(f"spawnable {name!r} failed to start: {exc}") from exc
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, SystemClosed) as exc:
             raise SpawnFailed(f"spawnable {name!r} could not be started: {exc}") from exc
+        # No checkpoint from here until the reply is queued: the link exists
+        # before the new actor can end, and its signals follow the reply.
         if link_to is not None:
             if peer is None:
                 # The same node: a plain local link made on the new actor's behalf.
@@ -818,12 +852,17 @@ class NetKernel:
         self._nursery.start_soon(self._serve_spawn, peer, rec)
 
     async def _serve_spawn(self, peer: _Peer, rec: p.SpawnRequest) -> None:
+        conn = peer.conn
         try:
             pid: Pid | None = await self._spawn_local(rec.name, rec.args, rec.link_to, peer)
             error = ""
         except SpawnFailed as exc:
             pid, error = None, str(exc)
             log.info("spawn request from node %r refused: %s", peer.name, error)
+        if pid is not None and rec.link_to is not None and peer.conn is not conn:
+            # The requester's connection was lost while the actor started: its
+            # node_down has passed, so the new link fires here, as it would have.
+            self.system.remote_exit(rec.link_to, pid, NOCONNECTION, link=True)
         if peer.conn is not None:
             peer.conn.send_frame(self._frame(p.SpawnReply(rec.ref, pid, error)))
 
