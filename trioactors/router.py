@@ -85,9 +85,9 @@ class Router(Protocol):
         this side's half before any later signal of it is dispatched, so a
         crash right after the start still reaches `link_to` as an exit signal.
         Returns once the actor has started (a GenServer has run `init`).
-        Raises `ta.ConnectionFailed` when `node` cannot be reached, is shutting
-        down or goes down before answering, and `ta.SpawnFailed` when it
-        refuses (no such spawnable, a failing `init`) or does not answer
+        Raises `ta.ConnectionFailed` when `node` cannot be reached or goes
+        down before answering, and `ta.SpawnFailed` when it refuses (no such
+        spawnable, a failing `init`, it is shutting down) or does not answer
         within `timeout` seconds (None waits as long as the node is up).
         """
 
