@@ -374,3 +374,44 @@ async def test_child_spec_with_nodes_validation() -> None:
     async with ta.open_actor_system() as system:
         with pytest.raises(ta.StartFailed, match="not a node"):
             await system.start_supervisor([ta.ChildSpec("w", "worker", nodes="beta")])
+
+
+async def test_one_for_all_restarts_remote_and_local_children_together() -> None:
+    async with three_nodes() as c, c["alpha"].actor() as me:
+        alpha = c["alpha"]
+        sup = await alpha.start_supervisor(
+            [
+                remote("r1", "worker", ("r1", me.pid), ["beta"]),
+                ta.ChildSpec("local", worker, args=("local", me.pid)),
+                remote("r2", "store", (me.pid,), ["gamma"]),
+            ],
+            strategy="one_for_all",
+        )
+        r1, local, r2 = await up(me, "r1"), await up(me, "local"), await up(me, "store")
+        refs = {me.monitor(pid): pid for pid in (r1, r2)}
+        alpha.send(local, "crash")
+        # The others are stopped (reverse order) and everything starts again in order.
+        downs = [await me.receive(timeout=10, match=lambda m: type(m) is ta.Down) for _ in refs]
+        assert [(d.pid, d.reason) for d in downs] == [(r2, "shutdown"), (r1, "shutdown")]
+        new = [await up(me, "r1"), await up(me, "local"), await up(me, "store")]
+        assert [p for _, p, _ in await settled(alpha, sup)] == new
+        assert [where(alpha, p) for p in new] == ["beta", "alpha", "gamma"]
+
+
+async def test_own_node_as_a_candidate(caplog: pytest.LogCaptureFixture) -> None:
+    async with three_nodes() as c, c["alpha"].actor() as me:
+        alpha = c["alpha"]
+        sup = await alpha.start_supervisor(
+            [remote("w", "worker", ("w", me.pid), ["beta", "alpha"])]
+        )
+        assert where(alpha, await up(me, "w")) == "beta"
+        await c.stop("beta")
+        w = await up(me, "w")
+        assert w.is_local() and (await settled(alpha, sup))[0][1] == w
+        alpha.send(w, "crash")
+        w2 = await up(me, "w")
+        assert w2.is_local() and w2 != w
+        await c.stop("alpha")  # the supervisor stops it; no restart on the way out
+        assert not any(
+            "restart" in r.getMessage() for r in caplog.records if r.levelname == "ERROR"
+        )
