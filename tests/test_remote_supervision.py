@@ -46,6 +46,18 @@ class Store(ta.GenServer):
         return len(self.items)
 
 
+class Trapper(ta.GenServer):
+    """Traps exits; reports its terminate."""
+
+    async def init(self, report_to: ta.Pid) -> None:
+        self.ctx.trap_exits = True
+        self.report_to = report_to
+        self.ctx.send(report_to, ("up", "trapper", self.pid))
+
+    async def terminate(self, reason: Any) -> None:
+        self.ctx.send(self.report_to, ("terminated", self.pid, reason))
+
+
 class Flash(ta.GenServer):
     """Starts fine and crashes at once after init."""
 
@@ -61,6 +73,7 @@ def _register(node: ta.Node) -> None:
     node.register_spawnable("stubborn", stubborn)
     node.register_spawnable("store", Store)
     node.register_spawnable("flash", Flash)
+    node.register_spawnable("trapper", Trapper)
 
 
 class Nodes:
@@ -415,3 +428,19 @@ async def test_own_node_as_a_candidate(caplog: pytest.LogCaptureFixture) -> None
         assert not any(
             "restart" in r.getMessage() for r in caplog.records if r.levelname == "ERROR"
         )
+
+
+async def test_trapping_remote_server_ends_through_terminate_when_stopped() -> None:
+    async with three_nodes() as c, c["alpha"].actor() as me:
+        alpha = c["alpha"]
+        # Long shutdown: were the stop signal not seen as its parent's, the
+        # server would ignore it and the test would time out.
+        sup = await alpha.start_supervisor(
+            [remote("t", "trapper", (me.pid,), ["beta"], shutdown=60.0)]
+        )
+        t = await up(me, "trapper")
+        ref, sup_ref = me.monitor(t), me.monitor(sup)
+        alpha.exit(sup, "shutdown")
+        assert await me.receive(timeout=10) == ("terminated", t, "shutdown")
+        assert await me.receive(timeout=10) == ta.Down(ref, t, "shutdown")
+        assert await me.receive(timeout=10) == ta.Down(sup_ref, sup, "shutdown")

@@ -50,6 +50,7 @@ from .handshake import (
 )
 
 if TYPE_CHECKING:
+    from ..gen_server import GenServer
     from ..system import ActorFn, ActorSystem
     from .cluster import ClusterServices
     from .discovery import Discovery
@@ -823,13 +824,15 @@ class NetKernel:
             raise SpawnFailed(f"node {self.name!r} is shutting down; it starts no {name!r}")
         try:
             if isinstance(fn, type) and issubclass(fn, GenServer):
-                pid = await self.system.start_server(fn, *args)
+                pid = await self._start_server(fn, tuple(args), link_to)
                 if not self.system.is_alive(pid):
                     # It ended between init and now: a link made now would only
                     # say noproc, so the spawner learns it as a failed start.
                     raise SpawnFailed(f"spawnable {name!r} ended right after its init")
             else:
-                pid = self.system.spawn(cast("ActorFn", fn), *args)
+                ctx = self.system._spawn(cast("ActorFn", fn), tuple(args))
+                ctx._parent = link_to
+                pid = ctx.pid
         except StartFailed as exc:
             raise SpawnFailed(f"spawnable {name!r} failed to start: {exc}") from exc
         except (TypeError, ValueError, SystemClosed) as exc:
@@ -844,6 +847,23 @@ class NetKernel:
             else:
                 self.system.remote_link(pid, link_to)
         return pid
+
+    async def _start_server(
+        self, cls: type[GenServer], args: tuple[Any, ...], parent: Pid | None
+    ) -> Pid:
+        """`system.start_server` with the spawner as the server's parent, so a
+        server trapping exits ends through `terminate` when its (remote)
+        supervisor tells it to, as an OTP gen_server does."""
+        from ..gen_server import _serve
+        from ..system import _Started
+
+        started = _Started()
+        ctx = self.system._spawn(_serve, (cls, args), started=started)
+        ctx._parent = parent  # read by _serve once init has returned
+        await started.event.wait()
+        if started.failed:
+            raise StartFailed(started.reason)
+        return ctx.pid
 
     def _on_spawn_request(self, peer: _Peer, rec: p.SpawnRequest) -> None:
         if rec.link_to is not None and rec.link_to.node != peer.node_id:
