@@ -382,6 +382,9 @@ async def test_child_spec_with_nodes_validation() -> None:
         ta.ChildSpec("w", "worker")
     with pytest.raises(ValueError, match="nodes"):
         ta.ChildSpec("w", "worker", nodes=[])
+    with pytest.raises(ValueError, match="name@host:port"):
+        ta.ChildSpec("w", "worker", nodes=["beta@localhost"])
+    assert ta.ChildSpec("w", "worker", nodes=["b@[::1]:4370"]).nodes == ("b@[::1]:4370",)
     with pytest.raises(ValueError, match="register_global"):
         ta.ChildSpec("w", "worker", nodes="beta", name="w")
     async with ta.open_actor_system() as system:

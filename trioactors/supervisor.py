@@ -81,11 +81,20 @@ def _to_nodes(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
     if value is None:
         return None
     nodes = (value,) if isinstance(value, str) else tuple(value)
-    if not nodes or not all(isinstance(n, str) and n for n in nodes):
+    if not nodes or not all(isinstance(n, str) and _node_name_ok(n) for n in nodes):
         raise ValueError(
-            f"nodes must be a node name or a non-empty list of node names, not {value!r}"
+            "nodes must be a node name or a non-empty list of them ('name' or "
+            f"'name@host:port'), not {value!r}"
         )
     return nodes
+
+
+def _node_name_ok(text: str) -> bool:
+    name, at, where = text.partition("@")
+    if not at:
+        return bool(name)
+    _host, colon, port = where.rpartition(":")
+    return bool(name) and bool(colon) and port.isdigit()
 
 
 @attrs.frozen
