@@ -409,3 +409,20 @@ async def test_message_over_max_frame_size_raises_at_the_sender() -> None:
         async with a.actor() as me:  # the connection is fine
             me.send(("echo", "beta"), (me.pid, b"x" * 500))
             assert (await me.receive(timeout=5))[1] == b"x" * 500
+
+
+async def test_disconnect_and_reconnect_on_next_send() -> None:
+    async with pair() as (a, b):
+        b.spawn(echo, name="echo")
+        server = await b.start_server(Counter, 0, name="counter")
+        async with a.actor() as me:
+            ref = me.monitor(attrs.evolve(server, node=b.node_id))
+            me.monitor_node("beta")
+            await trio.sleep(0.05)
+            assert a.disconnect("beta") and not a.disconnect("beta")
+            got = [await me.receive(timeout=5) for _ in range(2)]
+            assert ta.NodeDown("beta", "disconnect") in got
+            assert ta.Down(ref, attrs.evolve(server, node=b.node_id), "noconnection") in got
+            me.send(("echo", "beta"), (me.pid, "again"))  # reconnects on demand
+            assert (await me.receive(timeout=5))[:2] == ("echo", "again")
+            assert a.nodes() == ["beta"]

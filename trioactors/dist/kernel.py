@@ -264,6 +264,16 @@ class NetKernel:
             raise ConnectionFailed(f"connection to node {name!r} did not come up")
         return name
 
+    def disconnect(self, name: str) -> bool:
+        """Close the connection to `name` after flushing it (Erlang's
+        `disconnect_node`); False if not connected. Links and monitors across
+        it fire with `noconnection`, node watchers get `NodeDown(name, "disconnect")`."""
+        peer = self._peers.get(name)
+        if peer is None or peer.conn is None or not peer.conn.open:
+            return False
+        peer.conn.close(final=self._frame(p.Goodbye("disconnect")))
+        return True
+
     def connect_soon(self, name: str) -> None:
         """Start connecting to `name` in the background (no-op if under way)."""
         if name != self.name:

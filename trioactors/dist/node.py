@@ -142,6 +142,13 @@ class Node:
         """
         return await self.kernel.connect(node)
 
+    def disconnect(self, node: str) -> bool:
+        """Close the connection to `node` (Erlang's `disconnect_node`): what is
+        queued goes out first, then links and monitors across it fire with
+        `noconnection` and node watchers get `ta.NodeDown(node, "disconnect")`.
+        False if it was not connected. A later send connects again."""
+        return self.kernel.disconnect(node)
+
     def nodes(self) -> list[str]:
         """Names of the nodes connected right now (Erlang's `nodes()`)."""
         return self.kernel.nodes()
