@@ -249,3 +249,30 @@ async def test_100k_messages_none_lost_order_kept() -> None:
             me.send(("sink", "beta"), ("report", me.pid))
             assert await me.receive(timeout=60) == ("report", total, 0)
         assert await _stop(beta) == 0
+
+
+async def test_tls_node_process(tmp_path: Path) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file = tmp_path / "node.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+    tls = ["--tls-cert", str(cert_file), "--tls-ca", str(ca_file)]
+    async with node_process("beta", "--epmd", "none", *tls) as beta:
+        ok = await _run_cli("ping", beta.target, *tls)
+        assert (ok.returncode, ok.stdout.strip()) == (0, b"pong")
+        plain = await _run_cli("ping", beta.target, "--timeout", "3")
+        assert (plain.returncode, plain.stdout.strip()) == (1, b"pang")
+        rogue = trustme.CA()
+        rogue_file = tmp_path / "rogue.pem"
+        rogue.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(rogue_file))
+        rogue_ca = tmp_path / "rogue-ca.pem"
+        rogue.cert_pem.write_to_path(str(rogue_ca))
+        bad = await _run_cli(
+            "ping", beta.target, "--tls-cert", str(rogue_file), "--tls-ca", str(rogue_ca)
+        )
+        assert (bad.returncode, bad.stdout.strip()) == (1, b"pang")
+        assert await _stop(beta) == 0

@@ -14,6 +14,7 @@ import importlib.util
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,7 +25,16 @@ import trio
 from ..dist.node import Node, open_node, read_cookie
 from ..errors import TrioActorsError
 
-__all__ = ["DEFAULT_EPMD", "add_parser", "epmd_option", "load_app", "run"]
+__all__ = [
+    "DEFAULT_EPMD",
+    "add_parser",
+    "cookie_option",
+    "epmd_option",
+    "load_app",
+    "run",
+    "tls_contexts",
+    "tls_options",
+]
 
 log = logging.getLogger("trioactors.node")
 
@@ -53,6 +63,37 @@ def cookie_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def tls_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--tls-cert``, ``--tls-key``, ``--tls-ca`` (TLS between nodes)."""
+    group = parser.add_argument_group("TLS between nodes (every node of the cluster alike)")
+    group.add_argument(
+        "--tls-cert", metavar="PEM", help="this node's certificate chain (and key, if no --tls-key)"
+    )
+    group.add_argument("--tls-key", metavar="PEM", help="this node's private key")
+    group.add_argument(
+        "--tls-ca",
+        metavar="PEM",
+        help="CA certificates peers must be signed by (peers are verified both ways: mutual TLS)",
+    )
+
+
+def tls_contexts(args: argparse.Namespace) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+    """The (server, client) contexts of the TLS options, or (None, None)."""
+    if not args.tls_cert:
+        if args.tls_key or args.tls_ca:
+            raise ValueError("--tls-key and --tls-ca need --tls-cert")
+        return None, None
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    for ctx in (server, client):
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_ca:
+            ctx.load_verify_locations(args.tls_ca)
+    if args.tls_ca:
+        server.verify_mode = ssl.CERT_REQUIRED
+    return server, client
+
+
 def add_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
@@ -74,6 +115,7 @@ def add_parser(
     )
     epmd_option(parser)
     cookie_option(parser)
+    tls_options(parser)
     parser.add_argument(
         "--app",
         metavar="MODULE:FUNCTION",
@@ -127,13 +169,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         cookie = read_cookie(cookie_file=args.cookie_file)
         app = load_app(args.app) if args.app else None
+        tls = tls_contexts(args)
     except (OSError, ValueError, ImportError) as exc:
         log.error("%s", exc)
         return 1
-    return trio.run(_main, args, cookie, app)
+    return trio.run(_main, args, cookie, app, tls)
 
 
-async def _main(args: argparse.Namespace, cookie: bytes, app: AppFn | None) -> int:
+async def _main(
+    args: argparse.Namespace,
+    cookie: bytes,
+    app: AppFn | None,
+    tls: tuple[ssl.SSLContext | None, ssl.SSLContext | None],
+) -> int:
     epmd = None if args.epmd.lower() == "none" else args.epmd
     code = 0
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -146,6 +194,8 @@ async def _main(args: argparse.Namespace, cookie: bytes, app: AppFn | None) -> i
                     cookie=cookie,
                     tick_timeout=args.tick_timeout,
                     epmd_keepalive=args.epmd_keepalive,
+                    tls=tls[0],
+                    tls_client=tls[1],
                 ) as node,
                 trio.open_nursery() as nursery,
             ):

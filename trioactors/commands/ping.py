@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import secrets
+import ssl
 
 import trio
 
@@ -17,7 +18,7 @@ from ..dist.kernel import parse_node_address
 from ..dist.node import open_node, read_cookie
 from ..epmd import EpmdClient
 from ..errors import TrioActorsError
-from .node import cookie_option, epmd_option
+from .node import cookie_option, epmd_option, tls_contexts, tls_options
 
 __all__ = ["add_parser", "run"]
 
@@ -37,6 +38,7 @@ def add_parser(
     parser.add_argument("node", metavar="NODE", help="node name (via EPMD) or name@host:port")
     epmd_option(parser)
     cookie_option(parser)
+    tls_options(parser)
     parser.add_argument(
         "--timeout",
         type=float,
@@ -53,17 +55,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         cookie = read_cookie(cookie_file=args.cookie_file)
         name, address = parse_node_address(args.node)
+        tls = tls_contexts(args)
     except (OSError, ValueError) as exc:
         log.error("%s", exc)
         print("pang", flush=True)
         return 1
-    ok = trio.run(_ping, name, address, args.epmd, cookie, args.timeout)
+    ok = trio.run(_ping, name, address, args.epmd, cookie, args.timeout, tls)
     print("pong" if ok else "pang", flush=True)
     return 0 if ok else 1
 
 
 async def _ping(
-    name: str, address: tuple[str, int] | None, epmd: str, cookie: bytes, budget: float
+    name: str,
+    address: tuple[str, int] | None,
+    epmd: str,
+    cookie: bytes,
+    budget: float,
+    tls: tuple[ssl.SSLContext | None, ssl.SSLContext | None],
 ) -> bool:
     with trio.move_on_after(budget):
         try:
@@ -88,6 +96,8 @@ async def _ping(
                 cookie=cookie,
                 connect_timeout=budget,
                 shutdown_timeout=1.0,
+                tls=tls[0],
+                tls_client=tls[1],
             ) as me:
                 await me.connect(f"{name}@{address[0]}:{address[1]}")
                 return True
