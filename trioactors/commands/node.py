@@ -22,7 +22,7 @@ from typing import Any
 
 import trio
 
-from ..dist.node import Node, open_node, read_cookie
+from ..dist.node import DEFAULT_EPMD, EPMD_ENV, Node, open_node, read_cookie
 from ..errors import TrioActorsError
 
 __all__ = [
@@ -38,15 +38,12 @@ __all__ = [
 
 log = logging.getLogger("trioactors.node")
 
-#: The EPMD address when neither --epmd nor TRIOACTORS_EPMD is given.
-DEFAULT_EPMD = "127.0.0.1:4369"
-
 
 def epmd_option(parser: argparse.ArgumentParser) -> None:
     """Add ``--epmd`` (default ``$TRIOACTORS_EPMD`` or 127.0.0.1:4369)."""
     parser.add_argument(
         "--epmd",
-        default=os.environ.get("TRIOACTORS_EPMD", DEFAULT_EPMD),
+        default=os.environ.get(EPMD_ENV) or DEFAULT_EPMD,
         metavar="HOST:PORT",
         help="EPMD daemon for registration and discovery, or 'none' "
         "(default: $TRIOACTORS_EPMD or %(default)s)",

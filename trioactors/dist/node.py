@@ -41,10 +41,25 @@ from .kernel import NetKernel
 if TYPE_CHECKING:
     from .cluster import ClusterServices
 
-__all__ = ["COOKIE_ENV", "DEFAULT_COOKIE_FILE", "Node", "open_node", "read_cookie"]
+__all__ = [
+    "COOKIE_ENV",
+    "DEFAULT_COOKIE_FILE",
+    "DEFAULT_EPMD",
+    "EPMD_ENV",
+    "EPMD_FROM_ENV",
+    "Node",
+    "open_node",
+    "read_cookie",
+]
 
 log = logging.getLogger("trioactors.dist")
 
+#: Environment variable naming the EPMD daemon ("host:port") when none is given.
+EPMD_ENV: Final = "TRIOACTORS_EPMD"
+#: The EPMD daemon when neither `epmd=` nor ``$TRIOACTORS_EPMD`` says otherwise.
+DEFAULT_EPMD: Final = "127.0.0.1:4369"
+#: `open_node`'s default `epmd`: ``$TRIOACTORS_EPMD``, else `DEFAULT_EPMD`.
+EPMD_FROM_ENV: Final = "$TRIOACTORS_EPMD"
 #: Environment variable holding the cookie when none is given.
 COOKIE_ENV: Final = "TRIOACTORS_COOKIE"
 #: The cookie file used (and created, mode 0600) when neither is given.
@@ -239,7 +254,7 @@ async def open_node(
     name: str,
     *,
     listen: str = "127.0.0.1:0",
-    epmd: str | None = "127.0.0.1:4369",
+    epmd: str | None = EPMD_FROM_ENV,
     cookie: str | bytes | None = None,
     tick_timeout: float = 60.0,
     tls: ssl.SSLContext | None = None,
@@ -257,7 +272,8 @@ async def open_node(
 
     - `listen`: "host:port" for peer connections (port 0 picks a free one).
     - `epmd`: "host:port" of the EPMD daemon to register with and discover
-      peers through, or None (then peers are reached as "name@host:port").
+      peers through (default: ``$TRIOACTORS_EPMD``, else 127.0.0.1:4369), or
+      None (then peers are reached as "name@host:port").
     - `cookie`: the cluster's shared secret (default: ``$TRIOACTORS_COOKIE``,
       else ``~/.trioactors.cookie``). It never crosses the wire.
     - `tick_timeout`: a peer silent for this long is down.
@@ -281,6 +297,8 @@ async def open_node(
         raise ValueError("tick_timeout must be positive")
     secret = read_cookie(cookie)
     host, port = _host_port(listen, "listen")
+    if epmd == EPMD_FROM_ENV:
+        epmd = os.environ.get(EPMD_ENV) or DEFAULT_EPMD
     epmd_address = _host_port(epmd, "epmd") if epmd is not None else None
     serial = _default_incarnation() if incarnation is None else incarnation
 
