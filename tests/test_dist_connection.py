@@ -115,6 +115,20 @@ async def test_malformed_frame_closes_only_that_connection(
     assert "bad record" in caplog.text
 
 
+async def test_a_dispatch_bug_costs_the_connection_not_the_node(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    left, right = trio.testing.memory_stream_pair()
+
+    def on_frame(body: bytes) -> None:
+        raise RuntimeError("bug")
+
+    conn = Connection(left, peer="peer", on_frame=on_frame, tick_timeout=10)
+    await right.send_all(encode_frame(b"x"))
+    assert await conn.run() == "protocol_error"
+    assert "dispatch failed" in caplog.text
+
+
 # --------------------------------------------------------------------------- hostile peers
 
 

@@ -190,12 +190,8 @@ class Connection:
         """Run until the connection ends; returns why (`connection_closed`,
         `net_tick_timeout`, `disconnect`, `protocol_error`)."""
         with self._cancel:
-            try:
-                # Frames that arrived with the last handshake bytes come first.
-                self._dispatch()
-            except ProtocolError as exc:
-                self._protocol_error(exc)
-            else:
+            # Frames that arrived with the last handshake bytes come first.
+            if self._dispatch_safely():
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._reader)
                     nursery.start_soon(self._writer)
@@ -207,6 +203,20 @@ class Connection:
     def _protocol_error(self, exc: Exception) -> None:
         log.warning("closing connection to node %r: %s", self.peer, exc)
         self._set_reason(PROTOCOL, only_if_unset=False)
+
+    def _dispatch_safely(self) -> bool:
+        """Dispatch what is buffered; False once the connection must close."""
+        try:
+            self._dispatch()
+        except ProtocolError as exc:
+            self._protocol_error(exc)
+            return False
+        except Exception:
+            # A record that trips a bug must cost this connection, not the node.
+            log.exception("closing connection to node %r: dispatch failed", self.peer)
+            self._set_reason(PROTOCOL, only_if_unset=False)
+            return False
+        return True
 
     def _dispatch(self) -> None:
         on_frame = self._on_frame
@@ -229,10 +239,7 @@ class Connection:
                 return
             self.bytes_in += len(data)
             decoder.feed(data)  # type: ignore[arg-type]  # bytearray is fine here
-            try:
-                self._dispatch()
-            except ProtocolError as exc:
-                self._protocol_error(exc)
+            if not self._dispatch_safely():
                 return
 
     async def _ticker(self) -> None:
