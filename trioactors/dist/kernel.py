@@ -30,7 +30,6 @@ from ..errors import (
     ProtocolError,
     SpawnFailed,
     StartFailed,
-    SystemClosed,
     TrioActorsError,
 )
 from ..messages import Down, NodeDown, NodeUp
@@ -843,10 +842,14 @@ class NetKernel:
                 ctx = self.system._spawn(cast("ActorFn", fn), tuple(args))
                 ctx._parent = link_to
                 pid = ctx.pid
+        except SpawnFailed:
+            raise
         except StartFailed as exc:
             raise SpawnFailed(f"spawnable {name!r} failed to start: {exc}") from exc
-        except (TypeError, ValueError, SystemClosed) as exc:
-            raise SpawnFailed(f"spawnable {name!r} could not be started: {exc}") from exc
+        except Exception as exc:
+            # Whatever a spawn request trips over, the requester hears why and
+            # this node carries on.
+            raise SpawnFailed(f"spawnable {name!r} could not be started: {exc!r}") from exc
         # No checkpoint from here until the reply is queued: the link exists
         # before the new actor can end, and its signals follow the reply.
         if link_to is not None:
