@@ -150,16 +150,46 @@ async def test_partitioned_registrations_resolve_when_nodes_meet() -> None:
         # Gamma is not connected yet: both sides get the name.
         assert await beta.register_global("svc", pb) is True
         assert await gamma.register_global("svc", pg) is True
-        await c.connect("gamma", "alpha")
-        await c.connect("gamma", "beta")
+        async with gamma.actor() as me:
+            ref = me.monitor(pg)
+            await c.connect("gamma", "alpha")
+            await c.connect("gamma", "beta")
+            down = await me.receive(timeout=10)
         # "beta" sorts first: its registration stays, gamma's actor is exited.
-        assert await gamma.join(pg) == ("global_name_conflict", "svc")
+        assert down == ta.Down(ref, pg, ("global_name_conflict", "svc"))
         await wait_until(
             lambda: all(
                 n.node_of(n.whereis_global("svc") or pg) == "beta" for n in c.nodes.values()
             )
         )
         assert beta.is_alive(pb)
+
+
+async def test_partition_by_disconnect_heals_with_one_holder() -> None:
+    async with cluster("alpha", "beta", "gamma") as c:
+        alpha, beta, gamma = c.nodes["alpha"], c.nodes["beta"], c.nodes["gamma"]
+        pa = alpha.spawn(echo)
+        assert await alpha.register_global("svc", pa) is True
+        await wait_until(lambda: beta.whereis_global("svc") is not None)
+        # Cut beta off: it forgets alpha's name and takes it for itself.
+        alpha.disconnect("beta")
+        gamma.disconnect("beta")
+        await wait_until(lambda: beta.nodes() == [] and beta.whereis_global("svc") is None)
+        pb = beta.spawn(echo)
+        assert await beta.register_global("svc", pb) is True
+        async with beta.actor() as me:
+            ref = me.monitor(pb)
+            # Heal: "alpha" sorts first, so its actor keeps the name everywhere.
+            await c.connect("beta", "alpha")
+            await c.connect("beta", "gamma")
+            down = await me.receive(timeout=10)
+        assert down == ta.Down(ref, pb, ("global_name_conflict", "svc"))
+        await wait_until(
+            lambda: all(
+                n.node_of(n.whereis_global("svc") or pb) == "alpha" for n in c.nodes.values()
+            )
+        )
+        assert alpha.whereis_global("svc") == pa
 
 
 async def test_process_groups_across_three_nodes() -> None:
