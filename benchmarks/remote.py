@@ -30,7 +30,8 @@ import cbor2
 import trio
 
 import trioactors as ta
-from trioactors.codec import FrameDecoder, encode_frame
+from trioactors.codec import TAG_PID, TAG_TUPLE, FrameDecoder, MessageCodec, encode_frame
+from trioactors.pid import Pid, node_id_for
 
 HERE = Path(__file__).resolve()
 COOKIE = "bench-cookie"
@@ -73,6 +74,43 @@ async def bench_app(node: ta.Node) -> None:
 
 
 # --------------------------------------------------------------------------- bare trio peer
+#
+# The baseline exchanges the very frames trioactors puts on the wire for the
+# messages above (`_check_bare_frames` verifies it byte for byte): a
+# SendNamed record ``[2, name, msg]`` or a Send record ``[1, pid, msg]``, the
+# pid and the tuples being CBOR tags. It builds them with plain cbor2 values
+# (`CBORTag`) and reads them with plain `cbor2.loads`, no hooks.
+
+_SEND, _SEND_NAMED = 1, 2
+
+
+def _tuple(*items: Any) -> cbor2.CBORTag:
+    return cbor2.CBORTag(TAG_TUPLE, list(items))
+
+
+def _bare_pid() -> cbor2.CBORTag:
+    # Shaped like the pid of an actor of node bench-a (a small id, the
+    # incarnation as serial).
+    serial = int(time.time() * 1000) % (2**32 - 1) + 1
+    return cbor2.CBORTag(TAG_PID, [node_id_for("bench-a"), 3, serial])
+
+
+def _check_bare_frames() -> None:
+    """The bare frames are byte for byte those trioactors sends for the same messages."""
+    tag = _bare_pid()
+    node, id_, serial = tag.value
+    pid = Pid(0, id_, serial)
+    a, b = MessageCodec(node), MessageCodec(node_id_for("bench-b"))
+    remote = Pid(node, id_, serial)  # the same pid as seen by bench-b
+    pairs = [
+        (a, [_SEND_NAMED, "echo", ("ping", pid, 7)], [_SEND_NAMED, "echo", _tuple("ping", tag, 7)]),
+        (b, [_SEND, remote, ("pong", 7)], [_SEND, tag, _tuple("pong", 7)]),
+        (a, [_SEND_NAMED, "sink", ("msg", 7)], [_SEND_NAMED, "sink", _tuple("msg", 7)]),
+        (a, [_SEND_NAMED, "sink", ("done", pid)], [_SEND_NAMED, "sink", _tuple("done", tag)]),
+        (b, [_SEND, remote, ("count", 7)], [_SEND, tag, _tuple("count", 7)]),
+    ]
+    for codec, ours, bare in pairs:
+        assert codec.encode(ours) == cbor2.dumps(bare), (ours, bare)
 
 
 async def _bare_serve() -> None:
@@ -85,13 +123,16 @@ async def _bare_serve() -> None:
             decoder.feed(data)
             out = []
             for body in decoder:
-                kind, i = cbor2.loads(body)
-                if kind == "ping":
-                    out.append(encode_frame(cbor2.dumps(["pong", i])))
-                elif kind == "msg":
+                _, name, msg = cbor2.loads(body)
+                kind = msg.value[0]
+                if name == "sink" and kind == "msg":
                     count += 1
+                elif name == "echo":
+                    _, sender, i = msg.value
+                    out.append(encode_frame(cbor2.dumps([_SEND, sender, _tuple("pong", i)])))
                 else:
-                    out.append(encode_frame(cbor2.dumps(["count", count])))
+                    reply = [_SEND, msg.value[1], _tuple("count", count)]
+                    out.append(encode_frame(cbor2.dumps(reply)))
                     count = 0
             if out:
                 await stream.send_all(b"".join(out))
@@ -115,10 +156,12 @@ async def _frames(stream: trio.SocketStream, decoder: FrameDecoder) -> Any:
 async def bare_pingpong(address: tuple[str, int], n: int) -> float:
     stream = await trio.open_tcp_stream(*address)
     decoder = FrameDecoder()
+    me = _bare_pid()
     start = time.perf_counter()
     for i in range(n):
-        await stream.send_all(encode_frame(cbor2.dumps(["ping", i])))
-        assert (await _frames(stream, decoder))[1] == i
+        frame = cbor2.dumps([_SEND_NAMED, "echo", _tuple("ping", me, i)])
+        await stream.send_all(encode_frame(frame))
+        assert (await _frames(stream, decoder))[2].value[1] == i
     elapsed = time.perf_counter() - start
     await stream.aclose()
     return n / elapsed
@@ -127,18 +170,19 @@ async def bare_pingpong(address: tuple[str, int], n: int) -> float:
 async def bare_throughput(address: tuple[str, int], n: int) -> float:
     stream = await trio.open_tcp_stream(*address)
     decoder = FrameDecoder()
+    me = _bare_pid()
     start = time.perf_counter()
     batch = []
     for i in range(n):
-        batch.append(encode_frame(cbor2.dumps(["msg", i])))
+        batch.append(encode_frame(cbor2.dumps([_SEND_NAMED, "sink", _tuple("msg", i)])))
         if len(batch) == BATCH:
             await stream.send_all(b"".join(batch))
             batch.clear()
-    batch.append(encode_frame(cbor2.dumps(["done", 0])))
+    batch.append(encode_frame(cbor2.dumps([_SEND_NAMED, "sink", _tuple("done", me)])))
     await stream.send_all(b"".join(batch))
     reply = await _frames(stream, decoder)
     elapsed = time.perf_counter() - start
-    assert reply == ["count", n], reply
+    assert tuple(reply[2].value) == ("count", n), reply
     await stream.aclose()
     return n / elapsed
 
@@ -219,6 +263,7 @@ def _row(label: str, ours: float, base: float, unit: str) -> None:
 
 async def main(quick: bool) -> None:
     n_rt, n_msgs, n_calls = (2_000, 20_000, 1_000) if quick else (20_000, 300_000, 10_000)
+    _check_bare_frames()
     async with _child([str(HERE), "--serve-bare"], "bare listening on ") as bare:
         await bare_pingpong(bare, n_rt // 10)  # warm-up
         base_rt = await bare_pingpong(bare, n_rt)

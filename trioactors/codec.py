@@ -14,9 +14,10 @@ data, pids, refs and the attrs classes the application registered.
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Callable, Iterator
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 import attrs
 import cbor2
@@ -69,39 +70,62 @@ class FrameDecoder:
     bytes are in, before any of the body is buffered.
     """
 
-    __slots__ = ("_buf", "_need", "max_size")
+    # Bytes are kept as an immutable buffer read at an offset plus the chunks
+    # fed since, joined only when a frame spans them: a body is then a single
+    # slice of the buffer (one copy), and a large frame arriving in many
+    # chunks is joined once, not once per chunk.
+    __slots__ = ("_buf", "_chunks", "_need", "_pending", "_pos", "max_size")
 
     def __init__(self, max_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         self.max_size = max_size
-        self._buf = bytearray()
+        self._buf = b""
+        self._pos = 0
+        self._chunks: list[bytes] = []
+        self._pending = 0  # bytes in _chunks
         self._need = -1  # body length of the frame being read, -1 = header pending
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as a frame."""
-        return len(self._buf)
+        return len(self._buf) - self._pos + self._pending
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Add bytes received from the peer."""
-        self._buf += data
+        if data:
+            self._chunks.append(data if type(data) is bytes else bytes(data))
+            self._pending += len(data)
+
+    def _join(self) -> None:
+        self._buf = self._buf[self._pos :] + b"".join(self._chunks)
+        self._pos = 0
+        self._chunks.clear()
+        self._pending = 0
 
     def next_frame(self) -> bytes | None:
         """The next complete frame body, or None until more bytes arrive."""
-        buf = self._buf
-        if self._need < 0:
-            if len(buf) < 4:
-                return None
-            (size,) = _HEADER.unpack_from(buf)
-            if size > self.max_size:
-                raise FrameTooLarge(size, self.max_size)
-            self._need = size
+        pos = self._pos
+        have = len(self._buf) - pos
         need = self._need
-        if len(buf) < 4 + need:
-            return None
-        body = bytes(buf[4 : 4 + need])
-        del buf[: 4 + need]
+        if need < 0:
+            if have < 4:
+                if have + self._pending < 4:
+                    return None
+                self._join()
+                pos, have = 0, len(self._buf)
+            (need,) = _HEADER.unpack_from(self._buf, pos)
+            if need > self.max_size:
+                raise FrameTooLarge(need, self.max_size)
+            self._need = need
+        end = pos + 4 + need
+        if have < 4 + need:
+            if have + self._pending < 4 + need:
+                return None
+            self._join()
+            end = 4 + need
+            pos = 0
+        self._pos = end
         self._need = -1
-        return body
+        return self._buf[pos + 4 : end]
 
     def __iter__(self) -> Iterator[bytes]:
         while (body := self.next_frame()) is not None:
@@ -111,8 +135,9 @@ class FrameDecoder:
         """Hand over every buffered byte (starting at a frame boundary) and
         empty the decoder: a protocol switching parsers mid-stream (a handshake
         followed by node traffic) passes the rest on without losing a byte."""
-        data = bytes(self._buf)
-        self._buf.clear()
+        self._join()
+        data = self._buf
+        self._buf = b""
         self._need = -1
         return data
 
@@ -222,6 +247,10 @@ class MessageCodec:
     `local_node_id`, and a pid carrying `local_node_id` is read back as local,
     so pids can be passed around the cluster and replied to from anywhere.
     The serial (incarnation) travels as it is.
+
+    A codec keeps one cbor2 encoder and small bounded caches of the bytes of
+    pids and message envelopes it has written and of the pids it has read;
+    they are memos only, the bytes are the same with or without them.
     """
 
     def __init__(self, local_node_id: int, registry: MessageRegistry | None = None) -> None:
@@ -230,29 +259,39 @@ class MessageCodec:
         encoders: dict[type[Any], Callable[[cbor2.CBOREncoder, Any], Any]] = {
             t: _refuse_encode for t in _rich_types()
         }
-        encoders[tuple] = self._enc_tuple
+        encoders[tuple] = _enc_tuple
         encoders[Pid] = self._enc_pid
         encoders[Ref] = self._enc_ref
-        self._encoders = encoders
+        # One encoder for every message: cbor2.dumps() would set up its
+        # encoder (hooks included) again for each one.
+        self._encoder = cbor2.CBOREncoder(io.BytesIO(), encoders=encoders, default=self._default)
+        self._to_bytes = self._encoder.encode_to_bytes
+        self._pid_bytes: dict[Pid, bytes] = {}
+        self._heads: dict[tuple[int, Pid | str], bytes] = {}
+        self._pids: dict[tuple[int, int, int], Pid] = {}
         decoders: dict[int, Callable[[Any, bool], Any]] = {t: _refuse for t in _CBOR2_BUILTIN_TAGS}
         decoders[TAG_PID] = self._dec_pid
         decoders[TAG_REF] = self._dec_ref
-        decoders[TAG_TUPLE] = self._dec_tuple
+        decoders[TAG_TUPLE] = _dec_tuple
         decoders[TAG_MESSAGE] = self._dec_message
         self._decoders = decoders
 
     # -- encoding
 
-    def _enc_tuple(self, enc: cbor2.CBOREncoder, value: tuple[Any, ...]) -> None:
-        enc.encode_semantic(TAG_TUPLE, list(value))
-
     def _enc_pid(self, enc: cbor2.CBOREncoder, pid: Pid) -> None:
-        node = pid.node or self.local_node_id
-        enc.encode_semantic(TAG_PID, [node, pid.id, pid.serial])
+        # Actors send to and carry the same few pids over and over: their
+        # bytes are worth remembering.
+        data = self._pid_bytes.get(pid)
+        if data is None:
+            node = pid.node or self.local_node_id
+            data = cbor2.dumps(cbor2.CBORTag(TAG_PID, [node, pid.id, pid.serial]))
+            _remember(self._pid_bytes, pid, data)
+        enc.write(data)
 
     def _enc_ref(self, enc: cbor2.CBOREncoder, ref: Ref) -> None:
         node = ref.node or self.local_node_id
-        enc.encode_semantic(TAG_REF, [node, ref.id, ref.serial])
+        enc.encode_length(6, TAG_REF)
+        enc.encode_array((node, ref.id, ref.serial))
 
     def _default(self, enc: cbor2.CBOREncoder, value: Any) -> None:
         name = getattr(type(value), "__trioactors_message__", None)
@@ -265,40 +304,57 @@ class MessageCodec:
     def encode(self, obj: Any) -> bytes:
         """CBOR bytes of `obj`; `NotSerializable` if it holds anything else."""
         try:
-            return cbor2.dumps(obj, encoders=self._encoders, default=self._default)
+            return self._to_bytes(obj)
         except NotSerializable:
             raise
-        except cbor2.CBOREncodeError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, NotSerializable):
-                raise cause from None
-            raise NotSerializable(f"cannot encode message: {exc}") from exc
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise NotSerializable(f"cannot encode message: {exc}") from exc
+        except _ENCODE_ERRORS as exc:
+            _raise_not_serializable(exc)
+
+    def encode_addressed(self, code: int, address: Pid | str, payload: Any) -> bytes:
+        """CBOR bytes of the array ``[code, address, payload]`` (`NotSerializable`
+        as `encode`): the shape of a message record.
+
+        The bytes of ``[code, address`` are remembered, as one actor sends to
+        the same few addresses again and again: only `payload` is encoded
+        each time.
+        """
+        key = (code, address)
+        head = self._heads.get(key)
+        if head is None:
+            # The array with a None (one byte, 0xf6) in place of the payload.
+            head = self.encode([code, address, None])[:-1]
+            _remember(self._heads, key, head)
+        try:
+            return head + self._to_bytes(payload)
+        except NotSerializable:
+            raise
+        except _ENCODE_ERRORS as exc:
+            _raise_not_serializable(exc)
 
     # -- decoding
 
-    def _ids(self, value: Any) -> tuple[int, int, int]:
-        if (
-            not isinstance(value, list | tuple)
-            or len(value) != 3
-            or not all(type(v) is int and 0 <= v < 2**64 for v in value)
-        ):
-            raise ValueError("malformed pid/ref")
-        return value[0], value[1], value[2]
-
     def _dec_pid(self, value: Any, immutable: bool) -> Pid:
-        node, id_, serial = self._ids(value)
-        return Pid(LOCAL_NODE if node == self.local_node_id else node, id_, serial)
+        if type(value) is list and len(value) == 3:
+            node, id_, serial = value
+            if (
+                type(node) is int
+                and type(id_) is int
+                and type(serial) is int
+                and 0 <= node < _U64
+                and 0 <= id_ < _U64
+                and 0 <= serial < _U64
+            ):
+                key = (node, id_, serial)
+                pid = self._pids.get(key)
+                if pid is None:
+                    pid = Pid(LOCAL_NODE if node == self.local_node_id else node, id_, serial)
+                    _remember(self._pids, key, pid)
+                return pid
+        raise ValueError("malformed pid")
 
     def _dec_ref(self, value: Any, immutable: bool) -> Ref:
-        node, id_, serial = self._ids(value)
+        node, id_, serial = _ids(value)
         return Ref(LOCAL_NODE if node == self.local_node_id else node, id_, serial)
-
-    def _dec_tuple(self, value: Any, immutable: bool) -> tuple[Any, ...]:
-        if not isinstance(value, list | tuple):
-            raise ValueError("malformed tuple")
-        return tuple(value)
 
     def _dec_message(self, value: Any, immutable: bool) -> Any:
         if not isinstance(value, list | tuple) or len(value) != 2:
@@ -324,6 +380,51 @@ class MessageCodec:
         except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as exc:
             cause = exc.__cause__ or exc
             raise ProtocolError(f"undecodable message: {cause}") from exc
+
+
+_U64: Final = 2**64
+#: Entries kept by each of a codec's memo caches.
+_CACHE_SIZE: Final = 4096
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
+    if len(cache) >= _CACHE_SIZE:
+        del cache[next(iter(cache))]  # the oldest entry
+    cache[key] = value
+
+
+_ENCODE_ERRORS: Final = (cbor2.CBOREncodeError, TypeError, ValueError, RecursionError)
+
+
+def _raise_not_serializable(exc: Exception) -> NoReturn:
+    cause = exc.__cause__
+    if isinstance(exc, cbor2.CBOREncodeError) and isinstance(cause, NotSerializable):
+        raise cause from None
+    raise NotSerializable(f"cannot encode message: {exc}") from exc
+
+
+def _enc_tuple(enc: cbor2.CBOREncoder, value: tuple[Any, ...]) -> None:
+    enc.encode_length(6, TAG_TUPLE)  # major type 6: a tag
+    enc.encode_array(value)
+
+
+def _dec_tuple(value: Any, immutable: bool) -> tuple[Any, ...]:
+    kind = type(value)
+    if kind is list or kind is tuple:
+        return tuple(value)
+    raise ValueError("malformed tuple")
+
+
+def _ids(value: Any) -> tuple[int, int, int]:
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 3
+        or not all(type(v) is int and 0 <= v < _U64 for v in value)
+    ):
+        raise ValueError("malformed pid/ref")
+    return value[0], value[1], value[2]
 
 
 # A codec for records that carry no pids of a particular node (EPMD, handshakes).

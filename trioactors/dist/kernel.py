@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import attrs
 import trio
 
-from ..codec import DEFAULT_MAX_FRAME_SIZE, MessageCodec, MessageRegistry
+from ..codec import DEFAULT_MAX_FRAME_SIZE, MessageCodec, MessageRegistry, encode_frame
 from ..errors import (
     ConnectionFailed,
     EpmdError,
@@ -62,6 +62,8 @@ log = logging.getLogger("trioactors.dist")
 NOCONNECTION: Final = "noconnection"
 #: After a failed attempt, discovery waits this long before trying that node again.
 _DISCOVERY_RETRY: Final = 30.0
+_SEND: Final = p.RECORDS.code_of(p.Send)
+_SEND_NAMED: Final = p.RECORDS.code_of(p.SendNamed)
 
 
 def parse_node_address(target: str) -> tuple[str, tuple[str, int] | None]:
@@ -586,14 +588,15 @@ class NetKernel:
         except NotSerializable:
             return self._frame(attrs.evolve(record, reason=repr(reason)))
 
-    def _checked(self, frame: bytes) -> bytes:
-        # A frame over the limit would make the peer drop the whole connection.
-        if len(frame) - 4 > self.max_frame_size:
+    def _message_frame(self, code: int, address: Pid | str, msg: Any) -> bytes:
+        body = self.codec.encode_addressed(code, address, msg)
+        if len(body) > self.max_frame_size:
+            # A frame over the limit would make the peer drop the whole connection.
             raise NotSerializable(
-                f"message of {len(frame) - 4} bytes exceeds max_frame_size "
+                f"message of {len(body)} bytes exceeds max_frame_size "
                 f"({self.max_frame_size}); send it in parts or raise the limit on every node"
             )
-        return frame
+        return encode_frame(body)
 
     def _to_peer(self, peer: _Peer, frame: bytes) -> None:
         conn = peer.conn
@@ -642,16 +645,22 @@ class NetKernel:
         if type(msg) is Down:
             frame = self._signal_frame(p.DownSignal(to, msg.ref, msg.pid, msg.reason), msg.reason)
         else:
-            frame = self._checked(p.RECORDS.frame_fields(self.codec, p.Send, to, msg))
-        self._to_node(to.node, frame)
+            frame = self._message_frame(_SEND, to, msg)
+        peer = self._by_id.get(to.node)
+        if peer is not None and peer.conn is not None:
+            peer.conn.send_frame(frame)
+        else:
+            self._to_node(to.node, frame)
 
     def send_named(self, to: RemoteName, msg: Any) -> None:
         """Router: `msg` for the actor registered as `to[0]` on node `to[1]`."""
         name, node = to
+        frame = self._message_frame(_SEND_NAMED, name, msg)
         peer = self._peers.get(node) or self._peer(node)
-        self._to_peer(
-            peer, self._checked(p.RECORDS.frame_fields(self.codec, p.SendNamed, name, msg))
-        )
+        if peer.conn is not None:
+            peer.conn.send_frame(frame)
+        else:
+            self._to_peer(peer, frame)
 
     def link(self, local: Pid, remote: Pid) -> None:
         """Router: the remote half of a link."""
