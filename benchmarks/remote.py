@@ -1,8 +1,11 @@
 """Remote messaging speed: two node processes on loopback, each figure beside a
 bare-trio baseline measured in the same run, and the ratio.
 
-    python benchmarks/remote.py            # full run
+    python benchmarks/remote.py            # full run (~20 s)
     python benchmarks/remote.py --quick    # a few seconds (the test suite runs this)
+
+A full run takes each figure as the median of 3 rounds, bare and trioactors
+rounds alternating, so that the machine's drift hits both alike.
 
 1. ping-pong round trips between an actor here and an echo actor on a node
    process, vs. two bare trio processes exchanging the same CBOR frames over
@@ -36,6 +39,8 @@ from trioactors.pid import Pid, node_id_for
 HERE = Path(__file__).resolve()
 COOKIE = "bench-cookie"
 BATCH = 1000
+#: Alternating bare / trioactors rounds per figure in a full run (medians reported).
+ROUNDS = 3
 
 # --------------------------------------------------------------------------- the node app
 
@@ -262,31 +267,39 @@ def _row(label: str, ours: float, base: float, unit: str) -> None:
 
 
 async def main(quick: bool) -> None:
-    n_rt, n_msgs, n_calls = (2_000, 20_000, 1_000) if quick else (20_000, 300_000, 10_000)
+    n_rt, n_msgs, n_calls = (2_000, 20_000, 1_000) if quick else (10_000, 200_000, 10_000)
+    rounds = 1 if quick else ROUNDS
     _check_bare_frames()
-    async with _child([str(HERE), "--serve-bare"], "bare listening on ") as bare:
-        await bare_pingpong(bare, n_rt // 10)  # warm-up
-        base_rt = await bare_pingpong(bare, n_rt)
-        await bare_throughput(bare, n_msgs // 10)
-        base_tp = await bare_throughput(bare, n_msgs)
     node_cmd = ["-m", "trioactors", "--log-level", "warning", "node", "bench-b", "--epmd",
                 "none", "--app", f"{HERE}:bench_app"]  # fmt: skip
     async with (
+        _child([str(HERE), "--serve-bare"], "bare listening on ") as bare,
         _child(node_cmd, "node bench-b listening on ") as (host, port),
         ta.open_node("bench-a", epmd=None, cookie=COOKIE) as node,
     ):
         await node.connect(f"bench-b@{host}:{port}")
+        # Warm-up, then bare and trioactors rounds taken in turn, so a drift of
+        # the machine's speed (other processes, CPU clocks) hits both alike.
+        await bare_pingpong(bare, n_rt // 10)
         await node_pingpong(node, n_rt // 10)
-        rt = await node_pingpong(node, n_rt)
+        await bare_throughput(bare, n_msgs // 10)
         await node_throughput(node, n_msgs // 10)
-        tp = await node_throughput(node, n_msgs)
+        base_rt, rt, base_tp, tp = [], [], [], []
+        for _ in range(rounds):
+            base_rt.append(await bare_pingpong(bare, n_rt))
+            rt.append(await node_pingpong(node, n_rt))
+        for _ in range(rounds):
+            base_tp.append(await bare_throughput(bare, n_msgs))
+            tp.append(await node_throughput(node, n_msgs))
         await node_call_latency(node, n_calls // 10)
         p50, p99 = await node_call_latency(node, n_calls)
-    print(f"remote benchmarks ({'quick' if quick else 'full'}), two processes on loopback")
-    _row("ping-pong round trips", rt, base_rt, "rt/s")
-    _row("one-way throughput", tp, base_tp, "msg/s")
+    median = statistics.median
+    print(f"remote benchmarks ({'quick' if quick else 'full'}), two processes on loopback"
+          f"{'' if quick else f', median of {rounds} alternating rounds'}")  # fmt: skip
+    _row("ping-pong round trips", median(rt), median(base_rt), "rt/s")
+    _row("one-way throughput", median(tp), median(base_tp), "msg/s")
     print(f"{'call latency':<30} p50 {p50 * 1e6:,.0f} us   p99 {p99 * 1e6:,.0f} us "
-          f"(bare ping-pong round trip {1e6 / base_rt:,.0f} us)")  # fmt: skip
+          f"(bare ping-pong round trip {1e6 / median(base_rt):,.0f} us)")  # fmt: skip
 
 
 if __name__ == "__main__":
