@@ -248,6 +248,13 @@ def test_decoded_pids_stay_strict_with_a_warm_cache() -> None:
             codec.decode(cbor2.dumps(cbor2.CBORTag(TAG_PID, bad)))
 
 
+def test_pids_as_dict_keys_decode_with_a_warm_cache() -> None:
+    codec = MessageCodec(1)
+    value = {Pid(0, 2, 3): 1, (Pid(7, 2, 3), "x"): [Pid(0, 2, 3)], Ref(0, 4, 3): 2}
+    for _ in range(2):
+        assert codec.decode(codec.encode(value)) == value
+
+
 def test_unserialisable_payload_after_a_cached_head() -> None:
     codec = MessageCodec(1)
     codec.encode_addressed(2, "name", "ok")

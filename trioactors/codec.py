@@ -334,7 +334,9 @@ class MessageCodec:
     # -- decoding
 
     def _dec_pid(self, value: Any, immutable: bool) -> Pid:
-        if type(value) is list and len(value) == 3:
+        kind = type(value)
+        # A tuple when the pid is (part of) a dict key.
+        if (kind is list or kind is tuple) and len(value) == 3:
             node, id_, serial = value
             if (
                 type(node) is int
@@ -391,7 +393,7 @@ _V = TypeVar("_V")
 
 def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
     if len(cache) >= _CACHE_SIZE:
-        del cache[next(iter(cache))]  # the oldest entry
+        cache.pop(next(iter(cache)), None)  # the oldest entry
     cache[key] = value
 
 
