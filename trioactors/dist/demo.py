@@ -2,13 +2,16 @@
 
 An embedded EPMD daemon and three nodes in this one process, explained step
 by step on the terminal: discovery, messages and calls between nodes, a
-remote spawn, and monitors firing when a node leaves. Ends by itself.
+remote spawn, a globally registered service supervised across nodes, a
+process group spread over the three nodes, and what happens when a node
+leaves: monitors fire, the service moves to another node under the same
+global name, the group shrinks. Ends by itself.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,8 +20,10 @@ import trio
 from ..epmd import serve_epmd
 from ..gen_server import Caller, GenServer
 from ..messages import NodeUp
+from ..pid import Pid
+from ..supervisor import ChildSpec
 from ..system import Context
-from .node import open_node
+from .node import Node, open_node
 
 __all__ = ["run_distributed_demo"]
 
@@ -46,6 +51,41 @@ async def _greeter(ctx: Context) -> None:
 async def _worker(ctx: Context, job: str) -> None:
     await ctx.receive()  # runs until told (or until its node stops)
     del job
+
+
+def _service_class(node: Node) -> type[GenServer]:
+    """The "clock" service as started on `node`: it takes the global name
+    "clock" in `init`, as an OTP server started with {global, Name} does."""
+
+    class _Clock(GenServer):
+        async def init(self) -> None:
+            # The previous holder's name is freed when its end reaches this
+            # node; until then the name is taken, so try again briefly.
+            with trio.fail_after(10):
+                while not await node.register_global("clock", self.pid):  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+
+        async def handle_call(self, request: Any, caller: Caller) -> Any:
+            return f"the time, from {node.name}"
+
+    return _Clock
+
+
+async def _group_worker(ctx: Context, node: Node) -> None:
+    node.join_group("workers", ctx.pid)
+    await ctx.receive()
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    # Cluster state converges through messages between nodes; the demo waits
+    # for it rather than guessing how long it takes.
+    with trio.fail_after(10):
+        while not check():  # noqa: ASYNC110 - no event exists for "the cluster agrees"
+            await trio.sleep(0.02)
+
+
+def _where(pid: Pid | None, nodes: dict[int, str]) -> str:
+    return "nowhere" if pid is None else f"{pid} on {nodes.get(pid.node, 'london')}"
 
 
 def _say(text: str = "") -> None:
@@ -134,7 +174,33 @@ async def _demo(pause: float) -> None:
                     greeter_ref = me.monitor(("greeter", "tokyo"))
                     _say("   london monitors the worker, tokyo's greeter and tokyo itself.")
 
-                    await step("6. tokyo leaves the cluster")
+                    ids = {paris.node_id: "paris", tokyo.node_id: "tokyo"}
+                    await step("6. a global service, supervised across nodes")
+                    for node in (london, paris, tokyo):
+                        node.register_spawnable("clock", _service_class(node))
+                    sup = await london.start_supervisor(
+                        [ChildSpec("clock", "clock", nodes=["tokyo", "paris"])], name="clock_sup"
+                    )
+                    _say("   london supervises ChildSpec('clock', 'clock',")
+                    _say("   nodes=['tokyo', 'paris']):")
+                    _say("   the child runs on the first candidate node that is up, and takes the")
+                    _say("   cluster-wide name 'clock' when it starts.")
+                    await _until(lambda: paris.whereis_global("clock") is not None)
+                    clock = london.whereis_global("clock")
+                    _say(f"   whereis_global('clock') on london -> {_where(clock, ids)}")
+                    _say(f"   call(clock, 'now') -> {await me.call(clock, 'now')!r}")
+
+                    await step("7. a process group spread over three nodes")
+                    for node in (london, paris, tokyo):
+                        for _ in range(2):
+                            node.spawn(_group_worker, node)
+                    await _until(lambda: len(london.group_members("workers")) == 6)
+                    members = london.group_members("workers")
+                    _say("   Two workers on each node join_group('workers');")
+                    _say("   every node sees them all:")
+                    _say(f"   {sorted(ids.get(p.node, 'london') for p in members)}")
+
+                    await step("8. tokyo leaves the cluster")
                     _say("   Leaving its `async with` block shuts tokyo down gracefully:")
                     _say("   actors end with 'shutdown', peers are told, EPMD forgets it.")
                 seen = []
@@ -151,9 +217,33 @@ async def _demo(pause: float) -> None:
                 names = sorted(info.name for info in await london.list_nodes())
                 _say(f"   EPMD now lists {names}")
 
-                await step("7. the rest of the cluster carries on")
+                await step("9. the service moved, the group shrank")
+                await _until(
+                    lambda: (
+                        (pid := london.whereis_global("clock")) is not None
+                        and pid.node == paris.node_id
+                    )
+                )
+                clock = london.whereis_global("clock")
+                _say("   The supervisor saw its child end and started it again on the next")
+                _say("   candidate, paris, which took the global name over:")
+                _say(f"   whereis_global('clock') on london -> {_where(clock, ids)}")
+                _say(f"   call(clock, 'now') -> {await me.call(clock, 'now')!r}")
+                await _until(lambda: len(london.group_members("workers")) == 4)
+                members = london.group_members("workers")
+                _say(
+                    f"   group 'workers' now: {sorted(ids.get(p.node, 'london') for p in members)}"
+                )
+
+                await step("10. the rest of the cluster carries on")
                 total = await me.call(("bank", "paris"), ("balance",))
                 _say(f"   call(('bank', 'paris'), ('balance',)) -> {total}")
+                london.exit(sup, "shutdown")
+                reason = await london.join(sup)
+                _say(f"   london stops its supervisor ({reason!r}); the clock on paris ends")
+                await _until(lambda: london.whereis_global("clock") is None)
+                _say("   with it, and its global name is gone everywhere:")
+                _say(f"   whereis_global('clock') -> {london.whereis_global('clock')}")
         _say()
         _say("Done: every node left, every task ended. See examples/distributed_*.py,")
         _say("and `trioactors node NAME --help` to run nodes as separate processes.")
