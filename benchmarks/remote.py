@@ -39,6 +39,9 @@ from trioactors.pid import Pid, node_id_for
 HERE = Path(__file__).resolve()
 COOKIE = "bench-cookie"
 BATCH = 1000
+# Reads of 64 KiB, like the nodes: a buffer above glibc's mmap threshold
+# could cost the baseline an mmap per read.
+RECEIVE_SIZE = 64 * 1024
 #: Alternating bare / trioactors rounds per figure in a full run (medians reported).
 ROUNDS = 3
 
@@ -124,7 +127,7 @@ async def _bare_serve() -> None:
     async def handler(stream: trio.SocketStream) -> None:
         decoder = FrameDecoder()
         count = 0
-        while data := await stream.receive_some(256 * 1024):
+        while data := await stream.receive_some(RECEIVE_SIZE):
             decoder.feed(data)
             out = []
             for body in decoder:
@@ -152,7 +155,7 @@ async def _frames(stream: trio.SocketStream, decoder: FrameDecoder) -> Any:
         body = decoder.next_frame()
         if body is not None:
             return cbor2.loads(body)
-        data = await stream.receive_some(256 * 1024)
+        data = await stream.receive_some(RECEIVE_SIZE)
         if not data:
             raise RuntimeError("peer closed")
         decoder.feed(data)
