@@ -269,26 +269,25 @@ class Connection:
             if body:  # empty bodies are ticks
                 on_frame(body)
 
-    async def _receive(self) -> bytes | bytearray:
-        sock = self._socket
-        if sock is None:
-            return await self.stream.receive_some(_RECEIVE_SIZE)
-        # Plain TCP: wait first, then read. In request/reply traffic the
-        # answer is never there yet when the reader comes back for more, so
-        # trio's read-first would only add a failing read to every message.
-        while True:
-            await trio.lowlevel.wait_readable(sock)
-            try:
-                return os.read(sock.fileno(), _RECEIVE_SIZE)
-            except BlockingIOError:
-                pass
-
     async def _reader(self) -> None:
         decoder = self._decoder
-        receive = self._receive
+        stream = self.stream
+        wait_readable = trio.lowlevel.wait_readable
+        fd = self._socket.fileno() if self._socket is not None else -1
         while True:
             try:
-                data = await receive()
+                if fd < 0:
+                    data: bytes | bytearray = await stream.receive_some(_RECEIVE_SIZE)
+                else:
+                    # Plain TCP: wait first, then read. In request/reply
+                    # traffic the answer is never there yet when the reader
+                    # comes back for more, so trio's read-first would only add
+                    # a failing read to every message.
+                    await wait_readable(fd)
+                    try:
+                        data = os.read(fd, _RECEIVE_SIZE)
+                    except BlockingIOError:
+                        continue
             except _BROKEN as exc:
                 log.info("connection to node %r lost: %s", self.peer, exc or type(exc).__name__)
                 data = b""
@@ -297,7 +296,7 @@ class Connection:
                 self._set_reason(CLOSED, only_if_unset=True)
                 return
             self.bytes_in += len(data)
-            self._direct = self._socket is not None
+            self._direct = fd >= 0
             decoder.feed(data)
             if not self._dispatch_safely():
                 return
