@@ -250,8 +250,12 @@ class Connection:
 
     def _dispatch_safely(self) -> bool:
         """Dispatch what is buffered; False once the connection must close."""
+        on_frame = self._on_frame
+        next_frame = self._decoder.next_frame
         try:
-            self._dispatch()
+            while (body := next_frame()) is not None:
+                if body:  # empty bodies are ticks
+                    on_frame(body)
         except ProtocolError as exc:
             self._protocol_error(exc)
             return False
@@ -261,13 +265,6 @@ class Connection:
             self._set_reason(PROTOCOL, only_if_unset=False)
             return False
         return True
-
-    def _dispatch(self) -> None:
-        on_frame = self._on_frame
-        next_frame = self._decoder.next_frame
-        while (body := next_frame()) is not None:
-            if body:  # empty bodies are ticks
-                on_frame(body)
 
     async def _reader(self) -> None:
         decoder = self._decoder
