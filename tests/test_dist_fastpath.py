@@ -132,7 +132,7 @@ async def test_request_reply_over_tcp_stays_in_order() -> None:
         assert replies.got == [b"re:%d" % i for i in range(rounds)]
         # Each request found the connection idle (the reply re-armed it).
         assert direct == rounds
-        assert client._socket is None  # the descriptor is off limits after run()
+        assert client._fd == -1  # the descriptor is off limits after run()
 
 
 async def test_no_direct_write_after_the_connection_ended() -> None:

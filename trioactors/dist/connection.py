@@ -159,12 +159,15 @@ class Connection:
         self._final: bytes = b""
         self._peer_closed = trio.Event()
         self._cancel = trio.CancelScope()
-        # The trio socket under a plain TCP stream (never under TLS, whose
-        # bytes only trio.SSLStream may write): frames may go straight to it.
-        self._socket: trio.socket.SocketType | None = (
-            stream.socket if _DIRECT_WRITES and isinstance(stream, trio.SocketStream) else None
+        # The descriptor of the socket under a plain TCP stream, else -1 (never
+        # under TLS, whose bytes only trio.SSLStream may write): frames may go
+        # straight to it.
+        self._fd = (
+            stream.socket.fileno()
+            if _DIRECT_WRITES and isinstance(stream, trio.SocketStream)
+            else -1
         )
-        self._direct = self._socket is not None  # armed: the next frame may go directly
+        self._direct = self._fd >= 0  # armed: the next frame may go directly
         self.bytes_in = 0
         self.bytes_out = 0
         self.writes = 0
@@ -185,10 +188,10 @@ class Connection:
             self._queue.append(frame)
             return
         # The writer is idle, so nothing is queued or being written.
-        if self._direct and self._socket is not None:
+        if self._direct and self._fd >= 0:
             self._direct = False
             try:
-                sent = os.write(self._socket.fileno(), frame)
+                sent = os.write(self._fd, frame)
             except OSError:
                 # Full (BlockingIOError) or broken: the writer retries and,
                 # if the stream is broken, ends the connection.
@@ -238,8 +241,9 @@ class Connection:
                         nursery.start_soon(self._writer)
                         nursery.start_soon(self._ticker)
         finally:
-            # Never again a direct write: the descriptor is about to be closed.
-            self._socket = None
+            # Never again a direct write: the descriptor is about to be closed
+            # (and its number may be reused).
+            self._fd = -1
         with trio.CancelScope(shield=True), trio.move_on_after(1):
             await trio.aclose_forcefully(self.stream)
         return self.reason or CLOSED
@@ -270,7 +274,7 @@ class Connection:
         decoder = self._decoder
         stream = self.stream
         wait_readable = trio.lowlevel.wait_readable
-        fd = self._socket.fileno() if self._socket is not None else -1
+        fd = self._fd
         while True:
             try:
                 if fd < 0:
@@ -334,7 +338,7 @@ class Connection:
                 if not queue:
                     if self._closing:
                         break
-                    self._direct = self._socket is not None
+                    self._direct = self._fd >= 0
                     waiting = self._writer_waiting = trio.Event()
                     await waiting.wait()
                     continue
