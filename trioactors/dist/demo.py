@@ -187,6 +187,7 @@ async def _demo(pause: float) -> None:
                     _say("   cluster-wide name 'clock' when it starts.")
                     await _until(lambda: paris.whereis_global("clock") is not None)
                     clock = london.whereis_global("clock")
+                    assert clock is not None
                     _say(f"   whereis_global('clock') on london -> {_where(clock, ids)}")
                     _say(f"   call(clock, 'now') -> {await me.call(clock, 'now')!r}")
 
@@ -225,6 +226,7 @@ async def _demo(pause: float) -> None:
                     )
                 )
                 clock = london.whereis_global("clock")
+                assert clock is not None
                 _say("   The supervisor saw its child end and started it again on the next")
                 _say("   candidate, paris, which took the global name over:")
                 _say(f"   whereis_global('clock') on london -> {_where(clock, ids)}")

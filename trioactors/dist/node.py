@@ -97,7 +97,15 @@ def _host_port(text: str, what: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-class Node:
+if TYPE_CHECKING:
+    # Type checkers see every ActorSystem method on Node with its real
+    # signature; at run time `__getattr__` forwards them to `node.system`.
+    _SystemAPI = ActorSystem
+else:
+    _SystemAPI = object
+
+
+class Node(_SystemAPI):
     """A cluster node: an `ActorSystem` plus connections to other nodes.
 
     Every `ActorSystem` method and attribute is available on the node itself
@@ -137,11 +145,6 @@ class Node:
     def node_id(self) -> int:
         """The 32-bit id remote pids of this node carry (`ta.pid.node_id_for(name)`)."""
         return self.kernel.node_id
-
-    @property
-    def incarnation(self) -> int:
-        """This run's serial: pids of an earlier run of the node are not delivered."""
-        return self.kernel.incarnation
 
     @property
     def epmd(self) -> str | None:
