@@ -182,23 +182,7 @@ class Context(Mailbox):
 
     def send(self, dest: Dest, msg: Any) -> None:
         """Send `msg` to `dest`; never blocks, never raises for a dead pid."""
-        system = self.system
-        if type(dest) is Pid and dest.node == LOCAL_NODE:
-            # The hot path, inlined (see ActorSystem.send and Mailbox._deliver).
-            if dest.serial == system.incarnation:
-                proc = system._procs.get(dest.id)
-                if proc is not None:
-                    waiter = proc._waiter
-                    if waiter is None:
-                        queue = proc._queue
-                        if queue is None:
-                            queue = proc._queue = deque()
-                        queue.append(msg)
-                    else:
-                        proc._waiter = None
-                        _reschedule(waiter, _Value(msg))
-            return
-        system.send(dest, msg)
+        self.system.send(dest, msg)
 
     def cast(self, dest: Dest, request: Any) -> None:
         """Send a gen_server cast (no reply)."""
