@@ -88,6 +88,10 @@ class FakeRouter:
     def is_self(self, node_name: str) -> bool:
         return node_name == self._name
 
+    def whereis_global(self, name: str) -> Pid | None:
+        node = self._net.nodes.get(self._name)
+        return None if node is None else node.services.globals.whereis_global(name)
+
 
 class FakeNode:
     """One node of a `FakeNet`: an ActorSystem and its cluster services."""
