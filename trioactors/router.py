@@ -69,6 +69,10 @@ class Router(Protocol):
     def is_self(self, node_name: str) -> bool:
         """True when `node_name` names this node (so `(name, node)` is local)."""
 
+    def whereis_global(self, name: str) -> Pid | None:
+        """The pid registered cluster-wide as `name` (the `("global", name)`
+        destination), answered from the node's replica; None if unregistered."""
+
     async def spawn_remote(
         self,
         node: str,

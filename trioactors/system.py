@@ -48,6 +48,8 @@ _Value = outcome.Value
 
 NORMAL: Final = "normal"
 KILLED: Final = "killed"
+#: First element of the ``("global", name)`` destination.
+GLOBAL: Final = "global"
 _MISSING: Any = object()
 
 
@@ -455,8 +457,9 @@ class ActorSystem:
         """Resolve a destination: a live local Context, a non-local target for
         the router (a Pid or ``(name, node)``), or None (local and not alive).
 
-        The one place destinations are parsed, so new forms (global names) are
-        added here.
+        The one place destinations are parsed: a Pid, a local name, ``(name,
+        node_name)``, or ``("global", name)`` for a cluster-wide name (so a
+        locally registered ``"global"`` is reachable by its plain name only).
         """
         if isinstance(dest, Pid):
             if dest.node == LOCAL_NODE:
@@ -474,12 +477,17 @@ class ActorSystem:
             and isinstance(dest[1], str)
         ):
             name, node = dest
+            if name == GLOBAL:
+                # ("global", name): a cluster-wide name, resolved by the node.
+                pid = None if self._router is None else self._router.whereis_global(node)
+                return None if pid is None else self._where(pid)
             if self._router is None or self._router.is_self(node):
                 pid = self.registry.whereis(name)
                 return None if pid is None else self._procs.get(pid.id)
             return (name, node)
         raise TypeError(
-            f"a destination is a Pid, a registered name (str) or (name, node_name), not {dest!r}"
+            "a destination is a Pid, a registered name (str), (name, node_name) or "
+            f'("global", name), not {dest!r}'
         )
 
     def send(self, dest: Dest, msg: Any) -> None:

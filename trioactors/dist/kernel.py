@@ -715,6 +715,11 @@ class NetKernel:
         """Router: True when `node_name` is this node."""
         return node_name == self.name
 
+    def whereis_global(self, name: str) -> Pid | None:
+        """Router: the pid registered cluster-wide as `name` (local replica)."""
+        services = self.services
+        return None if services is None else services.globals.whereis_global(name)
+
     async def spawn_remote(
         self,
         node: str,

@@ -33,9 +33,10 @@ import trio
 from ..codec import DEFAULT_MAX_FRAME_SIZE, MessageRegistry
 from ..epmd import NodeInfo
 from ..errors import EpmdError
-from ..pid import Pid
+from ..pid import Pid, Ref
 from ..system import ActorSystem, open_actor_system
 from .discovery import DEFAULT_POLL_INTERVAL, Discovery
+from .globals import Resolver
 from .kernel import NetKernel
 
 if TYPE_CHECKING:
@@ -221,29 +222,63 @@ class Node(_SystemAPI):
         assert services is not None
         return services
 
-    async def register_global(self, name: str, pid: Pid) -> bool:
-        """Register `pid` under the cluster-wide `name`; False if it is taken."""
-        return await self._services.globals.register_global(name, pid)
+    async def register_global(
+        self, name: str, pid: Pid, *, resolve: Resolver | None = None
+    ) -> bool:
+        """Register `pid` under the cluster-wide `name`; False if it is taken
+        (anywhere among the connected nodes) or `pid` is not alive. Exactly
+        one of several nodes racing for a name wins. `resolve(name, pid1,
+        pid2) -> pid | None` picks the survivor when a healed partition brings
+        two registrations together (default: `ta.resolve_keep_first_node`:
+        the registration of the node whose name sorts first stays, the other
+        pid is exited with ``("global_name_conflict", name)``); only for a
+        local `pid`. Send to the name with the destination ``("global", name)``.
+        """
+        return await self._services.globals.register_global(name, pid, resolve=resolve)
 
     async def unregister_global(self, name: str) -> None:
-        """Remove the cluster-wide `name`."""
+        """Remove the cluster-wide `name` (harmless if it is not registered)."""
         await self._services.globals.unregister_global(name)
 
     def whereis_global(self, name: str) -> Pid | None:
         """The pid registered cluster-wide as `name` (no network round trip)."""
         return self._services.globals.whereis_global(name)
 
+    def registered_globals(self) -> list[str]:
+        """Every cluster-wide name this node knows, sorted."""
+        return self._services.globals.registered_globals()
+
     def join_group(self, group: str, pid: Pid) -> None:
-        """Add `pid` to the cluster-wide process group `group`."""
+        """Add local `pid` to the cluster-wide process group `group` (joins are
+        counted: join twice, leave twice). `ta.NotLocalPid` for a pid of
+        another node: each node joins its own pids, as with Erlang's `pg`."""
         self._services.groups.join_group(group, pid)
 
     def leave_group(self, group: str, pid: Pid) -> bool:
-        """Remove `pid` from `group`; False if it was not a member."""
+        """Undo one `join_group`; False if `pid` was not a member."""
         return self._services.groups.leave_group(group, pid)
 
     def group_members(self, group: str) -> list[Pid]:
-        """Every member of `group` across the cluster."""
+        """Every member of `group` across the connected cluster."""
         return self._services.groups.group_members(group)
+
+    def local_group_members(self, group: str) -> list[Pid]:
+        """The members of `group` that live on this node."""
+        return self._services.groups.local_group_members(group)
+
+    def which_groups(self) -> list[str]:
+        """Every group with at least one member, sorted."""
+        return self._services.groups.which_groups()
+
+    def monitor_group(self, group: str, pid: Pid) -> Ref:
+        """Deliver `ta.GroupJoin(ref, group, pids)` / `ta.GroupLeave(ref, group,
+        pids)` to local `pid` for every change of `group`, until
+        `demonitor_group(ref)` or `pid` ends."""
+        return self._services.groups.monitor_group(group, pid)
+
+    def demonitor_group(self, ref: Ref) -> bool:
+        """Stop a `monitor_group`; False if `ref` was not active."""
+        return self._services.groups.demonitor_group(ref)
 
 
 def _default_incarnation() -> int:
