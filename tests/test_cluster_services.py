@@ -94,10 +94,6 @@ async def cluster(*names: str) -> AsyncIterator[Cluster]:
             await c.stop(name)
 
 
-def services(node: ta.Node) -> Any:
-    return node.kernel.services
-
-
 async def test_global_names_across_three_nodes() -> None:
     async with cluster("alpha", "beta", "gamma") as c:
         alpha, beta, gamma = c.nodes["alpha"], c.nodes["beta"], c.nodes["gamma"]
@@ -107,7 +103,7 @@ async def test_global_names_across_three_nodes() -> None:
         remote = gamma.whereis_global("svc")
         assert remote is not None and remote.node == alpha.node_id and remote.id == pid.id
         async with gamma.actor() as me:
-            assert services(gamma).globals.send_global("svc", ("ping", me.pid))
+            me.send(("global", "svc"), ("ping", me.pid))
             assert await me.receive(timeout=5) == ("pong", remote)
         assert await beta.register_global("svc", beta.spawn(echo)) is False
 
@@ -139,7 +135,7 @@ async def test_global_names_across_three_nodes() -> None:
         await wait_until(
             lambda: beta.whereis_global("svc") is None and gamma.whereis_global("svc") is None
         )
-        assert services(beta).globals.registered_globals() == ["race"]
+        assert beta.registered_globals() == ["race"]
 
 
 async def test_partitioned_registrations_resolve_when_nodes_meet() -> None:
@@ -196,7 +192,7 @@ async def test_process_groups_across_three_nodes() -> None:
     async with cluster("alpha", "beta", "gamma") as c:
         alpha, beta, gamma = c.nodes["alpha"], c.nodes["beta"], c.nodes["gamma"]
         async with gamma.actor() as watcher:
-            ref = services(gamma).groups.monitor_group("workers", watcher.pid)
+            ref = gamma.monitor_group("workers", watcher.pid)
             pids = {n: node.spawn(echo) for n, node in c.nodes.items()}
             for n, node in c.nodes.items():
                 node.join_group("workers", pids[n])
@@ -209,7 +205,7 @@ async def test_process_groups_across_three_nodes() -> None:
             assert sorted(p for m in joined for p in m.pids) == sorted(
                 gamma.group_members("workers")
             )
-            assert services(beta).groups.local_group_members("workers") == [pids["beta"]]
+            assert beta.local_group_members("workers") == [pids["beta"]]
             # Leaving is counted; an ending member leaves; a node going away
             # takes its members along.
             assert alpha.leave_group("workers", pids["alpha"]) is True

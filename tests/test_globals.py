@@ -349,3 +349,16 @@ async def test_random_partitions_and_heals_end_with_one_holder_per_name(
             assert views(net, name) == everywhere(net, owner, pid), name
     # The partitions did produce conflicts to resolve (else this proves little).
     assert any("registered on both" in r.getMessage() for r in caplog.records)
+
+
+async def test_global_destination_reaches_the_holder_from_any_node() -> None:
+    async with fake_cluster(["a", "b"]) as net:
+        a, b = net.nodes["a"], net.nodes["b"]
+        pid = a.system.spawn(sleeper)
+        assert await a.globals.register_global("svc", pid)
+        await net.settle()
+        for node in (a, b):
+            async with node.system.actor() as me:
+                me.send(("global", "svc"), ("ping", me.pid))
+                assert await me.receive(timeout=5) == ("pong", a.seen_from(node, pid))
+        b.system.send(("global", "nobody"), "dropped")  # never raises
