@@ -170,6 +170,24 @@ def test_registered_message_class_and_isolated_registry() -> None:
         MessageCodec(1).decode(codec.encode(order))
 
 
+def test_isolated_registry_still_carries_trioactors_records() -> None:
+    # A node given its own registry must still move Down, Exit, Crash, ...
+    registry = MessageRegistry()
+    a, b = MessageCodec(1, registry), MessageCodec(2, registry)
+    down = ta.Down(Ref(0, 2, 0), Pid(0, 1, 0), ta.Crash("ValueError", "bad", "tb"))
+    out = b.decode(a.encode(down))
+    assert out == ta.Down(Ref(1, 2, 0), Pid(1, 1, 0), ta.Crash("ValueError", "bad", "tb"))
+
+    # ...but not the application's classes of the default registry.
+    @ta.message("tests.codec.Point")
+    @attrs.frozen
+    class Point:
+        x: int
+
+    with pytest.raises(ta.NotSerializable):
+        a.encode(Point(1))
+
+
 def test_message_requires_attrs_and_unique_names() -> None:
     registry = MessageRegistry()
     with pytest.raises(TypeError, match="attrs"):

@@ -293,9 +293,17 @@ class MessageCodec:
         enc.encode_length(6, TAG_REF)
         enc.encode_array((node, ref.id, ref.serial))
 
+    def _lookup(self, name: str) -> type[Any] | None:
+        # trioactors' own records (signals, cluster services) live in the
+        # default registry; a node given its own registry still needs them.
+        cls = self.registry.lookup(name)
+        if cls is None and name.startswith("trioactors."):
+            cls = DEFAULT_REGISTRY.lookup(name)
+        return cls
+
     def _default(self, enc: cbor2.CBOREncoder, value: Any) -> None:
         name = getattr(type(value), "__trioactors_message__", None)
-        if name is None or self.registry.lookup(name) is not type(value):
+        if name is None or self._lookup(name) is not type(value):
             _refuse_encode(enc, value)
             return
         fields = {f.name: getattr(value, f.name) for f in attrs.fields(type(value))}
@@ -362,7 +370,7 @@ class MessageCodec:
         if not isinstance(value, list | tuple) or len(value) != 2:
             raise ValueError("malformed message record")
         name, fields = value
-        cls = self.registry.lookup(name) if isinstance(name, str) else None
+        cls = self._lookup(name) if isinstance(name, str) else None
         if cls is None:
             raise ValueError(f"unknown message class {name!r}: register it with @ta.message")
         if not isinstance(fields, dict) or not all(isinstance(k, str) for k in fields):
