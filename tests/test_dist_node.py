@@ -25,16 +25,35 @@ class Order:
 
 
 class Counter(ta.GenServer):
-    async def init(self, start: int = 0) -> None:
+    async def init(self, start: int = 0, received: trio.Event | None = None) -> None:
         self.n = start
+        self.received = received  # set when a request arrives (a call is pending)
 
     async def handle_call(self, request: Any, caller: ta.Caller) -> Any:
         if request == "crash":
             raise RuntimeError("asked to crash")
         if request == "slow":
+            if self.received is not None:
+                self.received.set()
             await trio.sleep_forever()
         self.n += request
         return self.n
+
+
+class Sync(ta.GenServer):
+    """Answers every call at once: a round trip to it over the connection
+    proves every earlier frame from the caller's node was handled there."""
+
+    async def handle_call(self, request: Any, caller: ta.Caller) -> Any:
+        return request
+
+
+async def synced(n: Node, peer: str) -> None:
+    """Wait until `peer` has handled every signal `n` sent it so far (links,
+    monitors, demonitors): frames travel in order over one connection and the
+    reader handles those signals before later frames, so a call to the Sync
+    server there returns only after them."""
+    assert await n.call(("sync", peer), "sync", timeout=5) == "sync"
 
 
 async def echo(ctx: ta.Context) -> None:
@@ -69,6 +88,7 @@ def addr(n: Node) -> str:
 async def pair(**kw: Any) -> AsyncIterator[tuple[Node, Node]]:
     async with node("alpha", **kw) as a, node("beta", **kw) as b:
         await a.connect(addr(b))
+        await b.start_server(Sync, name="sync")
         yield a, b
 
 
@@ -149,7 +169,7 @@ async def test_links_and_monitors_across_nodes() -> None:
             name_ref = me.monitor(("nobody", "beta"))
             down = await me.receive(timeout=5)
             assert down == ta.Down(name_ref, ("nobody", "beta"), "noproc")
-            await trio.sleep(0.05)  # let the link/monitor reach beta first
+            await synced(a, "beta")  # the link/monitor reached beta first
             me.send(remote, "go")
             got = [await me.receive(timeout=5), await me.receive(timeout=5)]
             exits = [m for m in got if isinstance(m, ta.Exit)]
@@ -178,7 +198,7 @@ async def test_monitor_by_name_and_demonitor() -> None:
             ref = me.monitor(("svc", "beta"))
             ref2 = me.monitor(("svc", "beta"))
             me.demonitor(ref2)
-            await trio.sleep(0.05)
+            await synced(a, "beta")  # both monitors and the demonitor are there
             b.send(svc, "go")
             down = await me.receive(timeout=5)
             assert down.ref == ref and down.pid == ("svc", "beta")
@@ -188,7 +208,8 @@ async def test_monitor_by_name_and_demonitor() -> None:
 
 async def test_connection_loss_fires_noconnection_everywhere() -> None:
     async with pair() as (a, b):
-        server = await b.start_server(Counter, 0, name="counter")
+        call_received = trio.Event()
+        server = await b.start_server(Counter, 0, call_received, name="counter")
         remote = attrs.evolve(server, node=b.node_id)
         a.monitor_nodes(watcher_all := a.spawn(idle))
         async with a.actor(trap_exits=True) as me, a.actor() as nodes_watcher:
@@ -196,7 +217,7 @@ async def test_connection_loss_fires_noconnection_everywhere() -> None:
             ref = me.monitor(remote)
             me.monitor_node("beta")
             a.monitor_nodes(nodes_watcher.pid)
-            await trio.sleep(0.05)
+            await synced(a, "beta")  # the link and monitor are on beta
             failures: list[BaseException] = []
 
             async def pending_call() -> None:
@@ -207,7 +228,8 @@ async def test_connection_loss_fires_noconnection_everywhere() -> None:
 
             async with trio.open_nursery() as n:
                 n.start_soon(pending_call)
-                await trio.sleep(0.1)
+                with trio.fail_after(5):
+                    await call_received.wait()  # the call is pending on the server
                 # Cut the wire under both nodes (like a pulled cable).
                 b.kernel._peers["alpha"].conn.abort("test")  # type: ignore[union-attr]
             got = {type(m): m for m in [await me.receive(timeout=5) for _ in range(3)]}
@@ -300,11 +322,12 @@ async def test_graceful_leave_tells_peers() -> None:
     async with node("alpha") as a, a.actor(trap_exits=True) as me:
         async with node("beta") as b:
             svc = b.spawn(idle, name="svc")
+            await b.start_server(Sync, name="sync")
             await a.connect(addr(b))
             remote = attrs.evolve(svc, node=b.node_id)
             me.link(remote)
             me.monitor_node("beta")
-            await trio.sleep(0.05)
+            await synced(a, "beta")  # the link is on beta
         # beta's actors ended with shutdown (the signal went out before the
         # goodbye), then the connection closed on purpose.
         assert await me.receive(timeout=5) == ta.Exit(remote, "shutdown")
@@ -388,9 +411,10 @@ async def test_restarted_peer_replaces_the_stale_connection() -> None:
     async with node("alpha") as a, a.actor() as me:
         async with node("beta", incarnation=1) as b1:
             old = attrs.evolve(b1.spawn(idle), node=b1.node_id)
+            await b1.start_server(Sync, name="sync")
             await a.connect(addr(b1))
             ref = me.monitor(old)
-            await trio.sleep(0.05)
+            await synced(a, "beta")  # the monitor is on the first beta
             # beta "restarts" (new incarnation) before alpha saw the old one go.
             async with node("beta", incarnation=2) as b2:
                 await b2.connect(addr(a))
@@ -418,7 +442,7 @@ async def test_disconnect_and_reconnect_on_next_send() -> None:
         async with a.actor() as me:
             ref = me.monitor(attrs.evolve(server, node=b.node_id))
             me.monitor_node("beta")
-            await trio.sleep(0.05)
+            await synced(a, "beta")  # the monitor is on beta
             assert a.disconnect("beta") and not a.disconnect("beta")
             got = [await me.receive(timeout=5) for _ in range(2)]
             assert ta.NodeDown("beta", "disconnect") in got

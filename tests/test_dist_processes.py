@@ -103,15 +103,19 @@ async def test_sigkill_is_noconnection_everywhere() -> None:
         await alpha.call(("counter", "beta"), 1, timeout=10)  # link/monitor are there now
         failures: list[ta.CallFailed] = []
 
-        async def pending_call() -> None:
+        async def pending_call(task_status: trio.TaskStatus[None]) -> None:
             try:
+                # The request is queued before the call's first checkpoint.
+                task_status.started()
                 await alpha.call(("counter", "beta"), "never", timeout=30)
             except ta.CallFailed as exc:
                 failures.append(exc)
 
         async with trio.open_nursery() as n:
-            n.start_soon(pending_call)
-            await trio.sleep(0.2)
+            await n.start(pending_call)
+            # A round trip to beta after the request: it reached beta.
+            me.send(("echo", "beta"), (me.pid, "after the call"))
+            assert await me.receive(timeout=10) == ("echo", "after the call")
             beta.proc.kill()
         got = [await me.receive(timeout=10) for _ in range(3)]
         assert ta.Exit(echo, "noconnection") in got
@@ -158,10 +162,9 @@ async def test_epmd_restart_is_survived() -> None:
             # No daemon: the existing connection carries on.
             assert await alpha.call(("counter", "beta"), 1, timeout=10) == 2
             async with epmd_daemon(port) as second:
-                for _ in range(200):
-                    if sorted(i.name for i in second.nodes()) == first_names:
-                        break
-                    await trio.sleep(0.05)
+                with trio.fail_after(10):
+                    while sorted(i.name for i in second.nodes()) != first_names:
+                        await second.wait_changed()
                 assert sorted(i.name for i in second.nodes()) == ["alpha", "beta"]
                 assert await alpha.call(("counter", "beta"), 1, timeout=10) == 3
                 assert {i.name for i in await alpha.list_nodes()} == {"alpha", "beta"}

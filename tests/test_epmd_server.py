@@ -196,20 +196,27 @@ async def test_keepalives_keep_registrations_and_silence_expires_them(
 
 
 async def test_client_reregisters_after_daemon_restart(nursery: trio.Nursery) -> None:
-    async def start(port: int) -> ta.EpmdServer:
-        srv: ta.EpmdServer = await nursery.start(
-            lambda task_status: ta.serve_epmd("127.0.0.1", port, task_status=task_status)
-        )
-        return srv
+    async def start(port: int) -> tuple[ta.EpmdServer, trio.Event]:
+        stopped = trio.Event()
 
-    first = await start(0)
+        async def serve(task_status: trio.TaskStatus[ta.EpmdServer]) -> None:
+            try:
+                await ta.serve_epmd("127.0.0.1", port, task_status=task_status)
+            finally:
+                stopped.set()
+
+        srv: ta.EpmdServer = await nursery.start(serve)
+        return srv, stopped
+
+    first, first_stopped = await start(0)
     port = first.port
     interval = 0.3
     async with ta.EpmdClient("127.0.0.1", port, keepalive_interval=interval) as c:
         await c.register("phoenix", "127.0.0.1", 7000, metadata={"v": "1"})
         first.shutdown()
-        await trio.sleep(0.05)
-        second = await start(port)
+        with trio.fail_after(5):
+            await first_stopped.wait()  # its listener is closed: the port is free
+        second, _ = await start(port)
         t0 = trio.current_time()
         await wait_for(second, lambda: "phoenix" in names(second))
         assert trio.current_time() - t0 <= interval + 1.0
