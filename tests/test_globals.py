@@ -325,29 +325,33 @@ async def churn_with_partitions(net: FakeNet, rng: random.Random, names: list[st
     await net.settle()
 
 
-@pytest.mark.parametrize("seed", range(3))
 async def test_random_partitions_and_heals_end_with_one_holder_per_name(
-    seed: int, caplog: pytest.LogCaptureFixture, autojump_clock: trio.testing.MockClock
+    caplog: pytest.LogCaptureFixture, autojump_clock: trio.testing.MockClock
 ) -> None:
     # Virtual time: the partitions last as long relative to the registrations
     # however loaded the machine is.
     caplog.set_level(logging.WARNING, logger="trioactors.dist.globals")
     names = ["x", "y", "z"]
-    async with fake_cluster(["a", "b", "c", "d"], seed=seed) as net:
-        await churn_with_partitions(net, random.Random(seed), names)
-        for name in names:
-            # One owner left in every replica...
-            owners = {o for node in net.nodes.values() for o in node.globals._claims.get(name, {})}
-            assert len(owners) <= 1, (name, owners)
-            if not owners:
-                assert views(net, name) == everywhere(net, net.nodes["a"], None)
-                continue
-            # ...naming the same live actor everywhere.
-            owner = net.nodes[owners.pop()]
-            pid = owner.globals.whereis_global(name)
-            assert pid is not None and owner.system.is_alive(pid)
-            assert views(net, name) == everywhere(net, owner, pid), name
+    for seed in range(6):
+        async with fake_cluster(["a", "b", "c", "d"], seed=seed) as net:
+            await churn_with_partitions(net, random.Random(seed), names)
+            for name in names:
+                # One owner left in every replica...
+                owners = {
+                    o for node in net.nodes.values() for o in node.globals._claims.get(name, {})
+                }
+                assert len(owners) <= 1, (seed, name, owners)
+                if not owners:
+                    assert views(net, name) == everywhere(net, net.nodes["a"], None)
+                    continue
+                # ...naming the same live actor everywhere.
+                owner = net.nodes[owners.pop()]
+                pid = owner.globals.whereis_global(name)
+                assert pid is not None and owner.system.is_alive(pid)
+                assert views(net, name) == everywhere(net, owner, pid), (seed, name)
     # The partitions did produce conflicts to resolve (else this proves little).
+    # Trio's scheduler shuffles task order, so not every seed is sure to make
+    # one; over six runs some always do.
     assert any("registered on both" in r.getMessage() for r in caplog.records)
 
 
