@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable
 import trio
 
 import trioactors as ta
-from trioactors.codec import FrameDecoder, encode_frame
-from trioactors.epmd.native import ListNodes, Lookup, NodeList, encode_message
+from trioactors.wire.epmd_native import ListNodes, Lookup, NodeList, encode_message
+from trioactors.wire.framing import FrameDecoder, encode_frame
 
 MAX = 256 * 1024 * 1024
 

@@ -33,8 +33,9 @@ import cbor2
 import trio
 
 import trioactors as ta
-from trioactors.codec import TAG_PID, TAG_TUPLE, FrameDecoder, MessageCodec, encode_frame
-from trioactors.pid import Pid, node_id_for
+from trioactors.wire.cbor import TAG_PID, TAG_TUPLE, MessageCodec
+from trioactors.wire.framing import FrameDecoder, encode_frame
+from trioactors.wire.terms import Pid, node_id_for
 
 HERE = Path(__file__).resolve()
 COOKIE = "bench-cookie"

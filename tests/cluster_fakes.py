@@ -20,11 +20,11 @@ from typing import Any
 import trio
 import trio.testing
 
-from trioactors.codec import MessageCodec
-from trioactors.dist.cluster import ClusterServices
-from trioactors.dist.globals import Resolver
-from trioactors.pid import Pid, Ref, node_id_for
-from trioactors.system import ActorSystem, open_actor_system
+from trioactors.cluster.globals import Resolver
+from trioactors.cluster.services import ClusterServices
+from trioactors.runtime.system import ActorSystem, open_actor_system
+from trioactors.wire.cbor import MessageCodec
+from trioactors.wire.terms import Pid, Ref, node_id_for
 
 
 class FakeTransport:

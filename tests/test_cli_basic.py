@@ -8,8 +8,8 @@ import sys
 import pytest
 
 import trioactors as ta
-from trioactors.cli import build_parser, main
-from trioactors.commands.demo import run_local_demo
+from trioactors.cli.demo import run_local_demo
+from trioactors.cli.main import build_parser, main
 
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -14,11 +14,12 @@ import trio.testing
 import trustme
 
 import trioactors as ta
-from trioactors.codec import MessageCodec, encode_frame
-from trioactors.dist import handshake as hs
-from trioactors.dist import protocol as p
-from trioactors.dist.connection import TICK_TIMEOUT, Connection
-from trioactors.dist.node import Node
+from trioactors.cluster.connection import TICK_TIMEOUT, Connection
+from trioactors.cluster.node import Node
+from trioactors.wire import handshake as hs
+from trioactors.wire import records as p
+from trioactors.wire.cbor import MessageCodec
+from trioactors.wire.framing import encode_frame
 
 COOKIE = "test-cookie"
 
@@ -179,7 +180,7 @@ async def test_garbage_before_handshake(payload: bytes, caplog: pytest.LogCaptur
     ],
 )
 async def test_bad_frames_after_handshake(frame: bytes, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "trioactors.dist")
+    caplog.set_level(logging.INFO, "trioactors.cluster")
     async with ta.open_node("alpha", epmd=None, cookie=COOKIE, max_frame_size=2**20) as node:
         stream = await _authenticated(node)
         await stream.send_all(frame)
@@ -192,8 +193,8 @@ async def test_bad_frames_after_handshake(frame: bytes, caplog: pytest.LogCaptur
 async def test_peer_cannot_speak_for_other_nodes_pids() -> None:
     async with ta.open_node("alpha", epmd=None, cookie=COOKIE) as node:
         stream = await _authenticated(node)
-        codec = MessageCodec(ta.pid.node_id_for("mallory"))
-        forged = ta.Pid(ta.pid.node_id_for("somebody-else"), 1, 1)
+        codec = MessageCodec(ta.wire.terms.node_id_for("mallory"))
+        forged = ta.Pid(ta.wire.terms.node_id_for("somebody-else"), 1, 1)
         victim = node.spawn(_idle)
         await stream.send_all(
             p.RECORDS.frame(codec, p.ExitSignal(forged, _on(node, victim), "kill", False))
@@ -265,7 +266,7 @@ class _Echo(ta.GenServer):
         return request
 
 
-_PIDS = [ta.Pid(0, 1, 1), ta.Pid(ta.pid.node_id_for("mallory"), 2, 3), ta.Pid(7, 8, 9)]
+_PIDS = [ta.Pid(0, 1, 1), ta.Pid(ta.wire.terms.node_id_for("mallory"), 2, 3), ta.Pid(7, 8, 9)]
 
 
 def _random_value(rng: random.Random, depth: int = 0) -> Any:
@@ -297,7 +298,7 @@ async def test_dispatcher_survives_random_records() -> None:
     """Well-formed CBOR with any record code and any field values either acts
     or is a ProtocolError (which closes the connection): nothing else escapes."""
     rng = random.Random(1234)
-    codec = MessageCodec(ta.pid.node_id_for("mallory"))
+    codec = MessageCodec(ta.wire.terms.node_id_for("mallory"))
     async with ta.open_node("alpha", epmd=None, cookie=COOKIE) as node:
         node.spawn(_idle, name="svc")
         peer = node.kernel._peer("mallory")

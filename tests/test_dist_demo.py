@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trioactors.dist.demo import run_distributed_demo
+from trioactors.cli.demo_cluster import run_distributed_demo
 
 
 async def test_distributed_demo(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,9 +15,10 @@ import trio.testing
 import trustme
 
 import trioactors as ta
-from trioactors.codec import _CACHE_SIZE, TAG_PID, FrameDecoder, MessageCodec, encode_frame
-from trioactors.dist.connection import Connection
-from trioactors.pid import Pid, Ref
+from trioactors.cluster.connection import Connection
+from trioactors.wire.cbor import _CACHE_SIZE, TAG_PID, MessageCodec
+from trioactors.wire.framing import FrameDecoder, encode_frame
+from trioactors.wire.terms import Pid, Ref
 
 # ------------------------------------------------------------------ direct writes
 

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 import trioactors as ta
-from trioactors.dist.node import Node
+from trioactors.cluster.node import Node
 
 COOKIE = "test-cookie"
 
@@ -250,7 +250,7 @@ async def test_connection_loss_fires_noconnection_everywhere() -> None:
 
 async def test_unreachable_node_answers_noconnection_at_once() -> None:
     async with node("alpha", connect_timeout=2) as a:
-        ghost = ta.Pid(ta.pid.node_id_for("ghost"), 1, 1)
+        ghost = ta.Pid(ta.wire.terms.node_id_for("ghost"), 1, 1)
         a.kernel._peer("ghost").address = ("127.0.0.1", 1)  # nothing listens there
         async with a.actor(trap_exits=True) as me:
             ref = me.monitor(ghost)
@@ -270,7 +270,7 @@ async def test_unreachable_node_answers_noconnection_at_once() -> None:
 
 
 async def test_wrong_cookie(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, "trioactors.dist")
+    caplog.set_level(logging.WARNING, "trioactors.cluster")
     async with node("alpha") as a, node("beta", cookie="other") as b:
         b.spawn(idle, name="sink")
         with pytest.raises(ta.AuthenticationFailed, match="wrong cookie"):

@@ -10,10 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trioactors as ta
-from trioactors.codec import dumps, encode_frame
-from trioactors.epmd import erlang as erl
-from trioactors.epmd import native as nat
-from trioactors.epmd.protocol import ERLANG, NATIVE, NativeHello, ServerConnection, detect_protocol
+from trioactors.wire import epmd_erlang as erl
+from trioactors.wire import epmd_native as nat
+from trioactors.wire.cbor import dumps
+from trioactors.wire.epmd_protocol import (
+    ERLANG,
+    NATIVE,
+    NativeHello,
+    ServerConnection,
+    detect_protocol,
+)
+from trioactors.wire.framing import encode_frame
 
 
 def alive2_body(

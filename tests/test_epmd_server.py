@@ -13,10 +13,10 @@ import pytest
 import trio
 
 import trioactors as ta
-from trioactors.epmd import erlang as erl
 from trioactors.epmd import server as server_mod
-from trioactors.epmd.native import ListNodes as NativeListNodes
-from trioactors.epmd.native import encode_message, encode_preamble
+from trioactors.wire import epmd_erlang as erl
+from trioactors.wire.epmd_native import ListNodes as NativeListNodes
+from trioactors.wire.epmd_native import encode_message, encode_preamble
 
 LOGGER = "trioactors.epmd"
 
@@ -544,7 +544,7 @@ async def test_a_service_that_is_not_epmd_is_reported(nursery: trio.Nursery) -> 
 
 def test_keepalives_are_sent_in_bounded_batches() -> None:
     from trioactors.epmd.client import _batches
-    from trioactors.epmd.native import MAX_REQUEST_SIZE, KeepAlive
+    from trioactors.wire.epmd_native import MAX_REQUEST_SIZE, KeepAlive
 
     names = [f"n{i}" for i in range(2500)] + ["\U0001f600" * 255] * 100
     batches = list(_batches(names))

@@ -12,8 +12,8 @@ import trio.testing
 from cluster_fakes import FakeNet, FakeNode, fake_cluster
 
 import trioactors as ta
-from trioactors.dist.globals import GlobalRegister, GlobalSync, resolve_notify_all
-from trioactors.pid import Pid
+from trioactors.cluster.globals import GlobalRegister, GlobalSync, resolve_notify_all
+from trioactors.wire.terms import Pid
 
 
 async def sleeper(ctx: Any) -> None:
@@ -182,7 +182,7 @@ async def partitioned_pair(net: FakeNet) -> tuple[Pid, Pid]:
 async def test_partition_heal_conflict_keeps_first_node_by_default(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="trioactors.dist.globals")
+    caplog.set_level(logging.WARNING, logger="trioactors.cluster.globals")
     async with fake_cluster(["a", "b", "c"]) as net:
         a, b = net.nodes["a"], net.nodes["b"]
         pa, pb = await partitioned_pair(net)
@@ -330,7 +330,7 @@ async def test_random_partitions_and_heals_end_with_one_holder_per_name(
 ) -> None:
     # Virtual time: the partitions last as long relative to the registrations
     # however loaded the machine is.
-    caplog.set_level(logging.WARNING, logger="trioactors.dist.globals")
+    caplog.set_level(logging.WARNING, logger="trioactors.cluster.globals")
     names = ["x", "y", "z"]
     for seed in range(6):
         async with fake_cluster(["a", "b", "c", "d"], seed=seed) as net:

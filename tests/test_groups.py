@@ -12,8 +12,8 @@ import trio.lowlevel
 from cluster_fakes import FakeNet, fake_cluster
 
 import trioactors as ta
-from trioactors.dist.groups import PgJoin, PgSync
-from trioactors.pid import Pid
+from trioactors.cluster.groups import PgJoin, PgSync
+from trioactors.wire.terms import Pid
 
 
 async def sleeper(ctx: Any) -> None:

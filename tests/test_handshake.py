@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trioactors as ta
-from trioactors.codec import encode_frame
-from trioactors.dist import handshake as hs
-from trioactors.dist.handshake import Handshake, Role
+from trioactors.wire import handshake as hs
+from trioactors.wire.framing import encode_frame
+from trioactors.wire.handshake import Handshake, Role
 
 
 def _pair(
@@ -50,9 +50,11 @@ def test_successful_handshake_both_sides_established() -> None:
     conn, acc = _pair()
     c_events, a_events = _run(conn, acc)
     assert isinstance(a_events[0], hs.PeerHello)
-    assert a_events[0].peer == hs.PeerInfo("alpha", ta.pid.node_id_for("alpha"), 1, 1)
+    assert a_events[0].peer == hs.PeerInfo("alpha", ta.wire.terms.node_id_for("alpha"), 1, 1)
     assert isinstance(a_events[-1], hs.Established)
-    assert c_events == [hs.Established(hs.PeerInfo("beta", ta.pid.node_id_for("beta"), 7, 1))]
+    assert c_events == [
+        hs.Established(hs.PeerInfo("beta", ta.wire.terms.node_id_for("beta"), 7, 1))
+    ]
     assert conn.established and acc.established
 
 
@@ -151,7 +153,9 @@ def test_lying_node_id_is_a_protocol_error() -> None:
 
 
 def test_version_mismatch_refused() -> None:
-    forged = hs.RECORDS.frame(hs._CODEC, hs.Hello(99, "alpha", ta.pid.node_id_for("alpha"), 1))
+    forged = hs.RECORDS.frame(
+        hs._CODEC, hs.Hello(99, "alpha", ta.wire.terms.node_id_for("alpha"), 1)
+    )
     acc = Handshake(Role.ACCEPT, name="beta", incarnation=7, cookie=b"secret")
     with pytest.raises(ta.ConnectionFailed, match="version 99"):
         acc.receive_data(forged)

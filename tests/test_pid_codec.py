@@ -1,4 +1,4 @@
-"""trioactors.pid and trioactors.codec: unit and property tests."""
+"""trioactors.wire.terms and trioactors.wire.cbor: unit and property tests."""
 
 from __future__ import annotations
 
@@ -15,17 +15,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trioactors as ta
-from trioactors.codec import (
+from trioactors.wire.cbor import (
     TAG_MESSAGE,
     TAG_PID,
-    FrameDecoder,
     MessageCodec,
     MessageRegistry,
     dumps,
-    encode_frame,
     loads,
 )
-from trioactors.pid import Pid, Ref, _Counter, node_id_for
+from trioactors.wire.framing import FrameDecoder, encode_frame
+from trioactors.wire.terms import Pid, Ref, _Counter, node_id_for
 
 u32 = st.integers(min_value=0, max_value=2**32 - 1)
 u64 = st.integers(min_value=0, max_value=2**64 - 1)

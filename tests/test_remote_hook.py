@@ -16,8 +16,8 @@ import trio
 import trio.testing
 
 import trioactors as ta
-from trioactors.codec import MessageCodec
-from trioactors.router import RemoteName
+from trioactors.runtime.router import RemoteName
+from trioactors.wire.cbor import MessageCodec
 
 A_ID, B_ID = 101, 202
 

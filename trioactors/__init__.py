@@ -7,7 +7,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .codec import MessageRegistry, message
 from .errors import (
     AuthenticationFailed,
     CallFailed,
@@ -24,15 +23,16 @@ from .errors import (
     StartFailed,
     TrioActorsError,
 )
-from .pid import Pid, Ref
+from .wire.cbor import MessageRegistry, message
+from .wire.terms import Pid, Ref
 
 # -- local runtime (system, gen_server, supervisor) --
 # isort: split
 from .errors import ActorExited, NoProc, SystemClosed
-from .gen_server import NO_REPLY, Caller, GenServer
-from .messages import Crash, Down, Exit, NodeDown, NodeUp, TimerRef
-from .supervisor import ChildSpec, SupervisorSpec, supervisor
-from .system import ActorSystem, Context, open_actor_system
+from .otp.gen_server import NO_REPLY, Caller, GenServer
+from .otp.supervisor import ChildSpec, SupervisorSpec, supervisor
+from .runtime.messages import Crash, Down, Exit, NodeDown, NodeUp, TimerRef
+from .runtime.system import ActorSystem, Context, open_actor_system
 
 # -- epmd --
 # isort: split
@@ -40,9 +40,9 @@ from .epmd import EpmdClient, EpmdServer, NodeInfo, serve_epmd
 
 # -- distribution --
 # isort: split
-from .dist.globals import resolve_keep_first_node, resolve_notify_all
-from .dist.groups import GroupJoin, GroupLeave
-from .dist.node import Node, open_node
+from .cluster.globals import resolve_keep_first_node, resolve_notify_all
+from .cluster.groups import GroupJoin, GroupLeave
+from .cluster.node import Node, open_node
 from .errors import NotLocalPid
 
 __all__ = [

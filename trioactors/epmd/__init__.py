@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ..wire.epmd_native import NodeInfo
 from .client import EpmdClient
-from .native import NodeInfo
 from .server import DEFAULT_PORT, EpmdServer, serve_epmd
 
 __all__ = ["DEFAULT_PORT", "EpmdClient", "EpmdServer", "NodeInfo", "serve_epmd"]

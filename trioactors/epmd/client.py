@@ -36,7 +36,7 @@ import attrs
 import trio
 
 from ..errors import EpmdError, EpmdUnavailable, NameTaken, ProtocolError
-from .erlang import (
+from ..wire.epmd_erlang import (
     NAMES_REQ,
     ErlangNodeFields,
     encode_alive2_req,
@@ -47,7 +47,7 @@ from .erlang import (
     parse_port2_resp,
     valid_node_name,
 )
-from .native import (
+from ..wire.epmd_native import (
     KIND_ERLANG,
     MAX_RESPONSE_SIZE,
     PREAMBLE_SIZE,
@@ -72,7 +72,7 @@ from .native import (
     encode_preamble,
     parse_preamble,
 )
-from .protocol import ERLANG, NATIVE
+from ..wire.epmd_protocol import ERLANG, NATIVE
 from .server import DEFAULT_PORT
 
 __all__ = ["EpmdClient", "NodeInfo"]

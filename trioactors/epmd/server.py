@@ -33,7 +33,7 @@ import attrs
 import trio
 
 from ..errors import ProtocolError
-from .erlang import (
+from ..wire.epmd_erlang import (
     PORT2_NOT_FOUND,
     Alive2Req,
     DumpReq,
@@ -50,7 +50,7 @@ from .erlang import (
     encode_names_line,
     encode_port2_resp,
 )
-from .native import (
+from ..wire.epmd_native import (
     KIND_ERLANG,
     KIND_TRIOACTORS,
     VERSION,
@@ -73,7 +73,7 @@ from .native import (
     encode_message,
     encode_preamble,
 )
-from .protocol import NATIVE_REQUESTS, NativeHello, ServerConnection
+from ..wire.epmd_protocol import NATIVE_REQUESTS, NativeHello, ServerConnection
 
 __all__ = ["DEFAULT_PORT", "EpmdServer", "serve_epmd"]
 

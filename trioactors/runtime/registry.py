@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .errors import NameTaken
-from .pid import Pid
+from ..errors import NameTaken
+from ..wire.terms import Pid
 
 __all__ = ["Registry"]
 

@@ -20,8 +20,8 @@ from typing import Final
 import attrs
 
 from ..errors import ProtocolError
-from .erlang import ErlangRequest, ErlangRequestParser
-from .native import (
+from .epmd_erlang import ErlangRequest, ErlangRequestParser
+from .epmd_native import (
     MAGIC,
     MAX_REQUEST_SIZE,
     PREAMBLE_SIZE,

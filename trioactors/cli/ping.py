@@ -14,8 +14,8 @@ import ssl
 
 import trio
 
-from ..dist.kernel import parse_node_address
-from ..dist.node import open_node, read_cookie
+from ..cluster.kernel import parse_node_address
+from ..cluster.node import open_node, read_cookie
 from ..epmd import EpmdClient
 from ..errors import TrioActorsError
 from .node import cookie_option, epmd_option, tls_contexts, tls_options

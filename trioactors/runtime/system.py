@@ -23,16 +23,16 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias, overload
 import outcome
 import trio
 
-from .errors import ActorExited, CallFailed, CallTimeout, NoProc, StartFailed, SystemClosed
+from ..errors import ActorExited, CallFailed, CallTimeout, NoProc, StartFailed, SystemClosed
+from ..wire.terms import LOCAL_NODE, Pid, Ref, _Counter, node_id_for
 from .mailbox import Mailbox
 from .messages import GEN_CALL, GEN_CAST, Crash, Down, Exit, NodeDown, TimerRef
-from .pid import LOCAL_NODE, Pid, Ref, _Counter, node_id_for
 from .registry import Registry
 from .router import RemoteName, RemoteSignals, Router
 
 if TYPE_CHECKING:
-    from .gen_server import GenServer
-    from .supervisor import ChildSpec, Strategy, SupervisorSpec
+    from ..otp.gen_server import GenServer
+    from ..otp.supervisor import ChildSpec, Strategy, SupervisorSpec
 
 __all__ = ["ActorFn", "ActorSystem", "Context", "Dest", "open_actor_system"]
 
@@ -235,7 +235,7 @@ class Context(Mailbox):
         self, cls: type[GenServer], *args: Any, name: str | None = None, link: bool = False
     ) -> Pid:
         """Start a gen_server (see `ActorSystem.start_server`), optionally linked."""
-        from .gen_server import _serve
+        from ..otp.gen_server import _serve
 
         return await self.system._start(_serve, (cls, args), name=name, parent=self, link=link)
 
@@ -827,7 +827,7 @@ class ActorSystem:
     async def start_server(self, cls: type[GenServer], *args: Any, name: str | None = None) -> Pid:
         """Start gen_server `cls` with ``init(*args)``; returns once `init` has
         returned. `ta.StartFailed` if `init` raises or the server exits."""
-        from .gen_server import _serve
+        from ..otp.gen_server import _serve
 
         return await self._start(_serve, (cls, args), name=name)
 
@@ -845,7 +845,7 @@ class ActorSystem:
         `ta.StartFailed` if a child fails to start (the ones started are
         stopped first).
         """
-        from .supervisor import SupervisorSpec, _supervise
+        from ..otp.supervisor import SupervisorSpec, _supervise
 
         if isinstance(children, SupervisorSpec):
             spec = children
@@ -860,7 +860,7 @@ class ActorSystem:
 
     def which_children(self, sup: Pid | str) -> list[tuple[Any, Pid | None, str]]:
         """``[(id, pid or None, restart), ...]`` of a local supervisor, in start order."""
-        from .supervisor import _which_children
+        from ..otp.supervisor import _which_children
 
         proc = self._where(sup)
         if not isinstance(proc, Context):

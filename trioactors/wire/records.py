@@ -1,7 +1,7 @@
 """The node-to-node records exchanged after the handshake.
 
 Each record is a frozen attrs class sent as a compact CBOR array through
-`trioactors.codec.RecordSet`; an empty frame is a tick (Erlang's heartbeat).
+`trioactors.wire.cbor.RecordSet`; an empty frame is a tick (Erlang's heartbeat).
 Field types are checked on decode, so a peer that puts the wrong thing in a
 field is a protocol error that closes its connection.
 """
@@ -12,8 +12,9 @@ from typing import Any, Final
 
 import attrs
 
-from ..codec import RecordSet, encode_frame
-from ..pid import Pid, Ref
+from .cbor import RecordSet
+from .framing import encode_frame
+from .terms import Pid, Ref
 
 __all__ = [
     "RECORDS",

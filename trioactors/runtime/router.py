@@ -6,7 +6,7 @@ handles local pids itself and hands everything addressed elsewhere to the
 sends are dropped (like sending to a pid of a node that does not exist).
 
 Inbound, the node calls the system's `remote_*` methods and `node_down` (see
-`trioactors.system.ActorSystem`). Every method here is synchronous and must
+`trioactors.runtime.system.ActorSystem`). Every method here is synchronous and must
 never block or raise: like Erlang's `!`, signals to an unreachable node are
 dropped, and links/monitors to it fire with `noconnection` through
 `ActorSystem.node_down`/`remote_exit`/`remote_down`. The one exception is
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .pid import Pid, Ref
+from ..wire.terms import Pid, Ref
 
 __all__ = ["RemoteName", "RemoteSignals", "Router"]
 

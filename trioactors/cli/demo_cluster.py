@@ -17,13 +17,13 @@ from typing import Any
 
 import trio
 
+from ..cluster.node import Node, open_node
 from ..epmd import serve_epmd
-from ..gen_server import Caller, GenServer
-from ..messages import NodeUp
-from ..pid import Pid
-from ..supervisor import ChildSpec
-from ..system import Context
-from .node import Node, open_node
+from ..otp.gen_server import Caller, GenServer
+from ..otp.supervisor import ChildSpec
+from ..runtime.messages import NodeUp
+from ..runtime.system import Context
+from ..wire.terms import Pid
 
 __all__ = ["run_distributed_demo"]
 

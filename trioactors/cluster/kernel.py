@@ -1,6 +1,6 @@
 """The net kernel: a node's peers, connections, routing and remote spawn.
 
-`NetKernel` is the `trioactors.router.Router` a node installs into its
+`NetKernel` is the `trioactors.runtime.router.Router` a node installs into its
 `ActorSystem`: every signal for a non-local pid becomes a record queued on the
 connection to that pid's node (auto-connecting on first use), and every
 record arriving from a peer becomes a call of the system's `RemoteSignals`
@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import attrs
 import trio
 
-from ..codec import DEFAULT_MAX_FRAME_SIZE, MessageCodec, MessageRegistry, encode_frame
 from ..errors import (
     ConnectionFailed,
     EpmdError,
@@ -32,12 +31,12 @@ from ..errors import (
     StartFailed,
     TrioActorsError,
 )
-from ..messages import Down, NodeDown, NodeUp
-from ..pid import Pid, Ref, _Counter, node_id_for
-from ..router import RemoteName
-from . import protocol as p
-from .connection import CLOSED, DISCONNECT, Connection, run_handshake, wrap_tls
-from .handshake import (
+from ..runtime.messages import Down, NodeDown, NodeUp
+from ..runtime.router import RemoteName
+from ..wire import records as p
+from ..wire.cbor import MessageCodec, MessageRegistry
+from ..wire.framing import DEFAULT_MAX_FRAME_SIZE, encode_frame
+from ..wire.handshake import (
     REFUSE_DUPLICATE,
     REFUSE_SIMULTANEOUS,
     Established,
@@ -47,16 +46,18 @@ from .handshake import (
     Refused,
     Role,
 )
+from ..wire.terms import Pid, Ref, _Counter, node_id_for
+from .connection import CLOSED, DISCONNECT, Connection, run_handshake, wrap_tls
 
 if TYPE_CHECKING:
-    from ..gen_server import GenServer
-    from ..system import ActorFn, ActorSystem
-    from .cluster import ClusterServices
+    from ..otp.gen_server import GenServer
+    from ..runtime.system import ActorFn, ActorSystem
     from .discovery import Discovery
+    from .services import ClusterServices
 
 __all__ = ["NetKernel", "parse_node_address"]
 
-log = logging.getLogger("trioactors.dist")
+log = logging.getLogger("trioactors.cluster")
 
 #: NodeDown reason when a node could not be reached at all.
 NOCONNECTION: Final = "noconnection"
@@ -733,7 +734,7 @@ class NetKernel:
 
         `node` may be ``"name@host:port"``. Raises `ConnectionFailed` when
         the node cannot be reached or goes down before answering, else
-        `SpawnFailed` (see `trioactors.router.Router.spawn_remote`).
+        `SpawnFailed` (see `trioactors.runtime.router.Router.spawn_remote`).
         """
         target, _ = parse_node_address(node)
         await self.connect(node)
@@ -756,7 +757,7 @@ class NetKernel:
 
     # ------------------------------------------------------------------ cluster services
 
-    # ClusterTransport protocol (trioactors.dist.cluster)
+    # ClusterTransport protocol (trioactors.cluster.services)
 
     @property
     def local_node(self) -> str:
@@ -837,7 +838,7 @@ class NetKernel:
     async def _spawn_local(
         self, name: str, args: list[Any], link_to: Pid | None, peer: _Peer | None
     ) -> Pid:
-        from ..gen_server import GenServer
+        from ..otp.gen_server import GenServer
 
         fn = self._spawnables.get(name)
         if fn is None:
@@ -881,8 +882,8 @@ class NetKernel:
         """`system.start_server` with the spawner as the server's parent, so a
         server trapping exits ends through `terminate` when its (remote)
         supervisor tells it to, as an OTP gen_server does."""
-        from ..gen_server import _serve
-        from ..system import _Started
+        from ..otp.gen_server import _serve
+        from ..runtime.system import _Started
 
         started = _Started()
         ctx = self.system._spawn(_serve, (cls, args), started=started)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Final, NoReturn, TypeAlias
 
-from .messages import GEN_CALL, GEN_CAST, Exit
-from .pid import Pid, Ref
-from .system import ActorSystem, Context, _ExitActor
+from ..runtime.messages import GEN_CALL, GEN_CAST, Exit
+from ..runtime.system import ActorSystem, Context, _ExitActor
+from ..wire.terms import Pid, Ref
 
 __all__ = ["NO_REPLY", "Caller", "GenServer"]
 

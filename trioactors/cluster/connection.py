@@ -36,14 +36,14 @@ from typing import Final
 
 import trio
 
-from ..codec import DEFAULT_MAX_FRAME_SIZE, FrameDecoder
 from ..errors import ProtocolError
-from .handshake import Established, Handshake, PeerHello, Refused
-from .protocol import TICK
+from ..wire.framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder
+from ..wire.handshake import Established, Handshake, PeerHello, Refused
+from ..wire.records import TICK
 
 __all__ = ["Connection", "run_handshake", "wrap_tls"]
 
-log = logging.getLogger("trioactors.dist")
+log = logging.getLogger("trioactors.cluster")
 
 # Below glibc's initial mmap threshold (128 KiB): every read allocates a
 # buffer of this size before shrinking it to what arrived, and a bigger one

@@ -48,14 +48,14 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
-from ..codec import message
 from ..errors import NotLocalPid, ProtocolError
-from ..messages import Down
-from ..pid import Pid, Ref, node_id_for
+from ..runtime.messages import Down
+from ..wire.cbor import message
+from ..wire.terms import Pid, Ref, node_id_for
 
 if TYPE_CHECKING:
-    from ..system import ActorSystem, Context
-    from .cluster import ClusterTransport
+    from ..runtime.system import ActorSystem, Context
+    from .services import ClusterTransport
 
 __all__ = [
     "GLOBAL_RECORDS",
@@ -74,7 +74,7 @@ __all__ = [
     "resolve_notify_all",
 ]
 
-log = logging.getLogger("trioactors.dist.globals")
+log = logging.getLogger("trioactors.cluster.globals")
 
 #: `resolve(name, pid1, pid2) -> winner or None`; pid1 is the claim of the node
 #: whose name sorts first. Runs on one node (the arbiter), as in Erlang.

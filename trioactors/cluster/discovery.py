@@ -15,13 +15,13 @@ from typing import Final
 import trio
 
 from ..epmd import EpmdClient, NodeInfo
-from ..epmd.native import KIND_TRIOACTORS
 from ..errors import EpmdError
+from ..wire.epmd_native import KIND_TRIOACTORS
 from .kernel import NetKernel
 
 __all__ = ["DEFAULT_POLL_INTERVAL", "Discovery"]
 
-log = logging.getLogger("trioactors.dist")
+log = logging.getLogger("trioactors.cluster")
 
 DEFAULT_POLL_INTERVAL: Final = 5.0
 

@@ -35,14 +35,15 @@ from typing import Any, Final
 
 import attrs
 
-from ..codec import FrameDecoder, MessageCodec, RecordSet, dumps
 from ..errors import (
     AuthenticationFailed,
     ConnectionFailed,
     NodeIdCollision,
     ProtocolError,
 )
-from ..pid import node_id_for
+from .cbor import MessageCodec, RecordSet, dumps
+from .framing import FrameDecoder
+from .terms import node_id_for
 
 __all__ = [
     "HANDSHAKE_MAX_FRAME",

@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
-from ..codec import message
 from ..errors import NotLocalPid, ProtocolError
-from ..messages import Down
-from ..pid import Pid, Ref, node_id_for
+from ..runtime.messages import Down
+from ..wire.cbor import message
+from ..wire.terms import Pid, Ref, node_id_for
 
 if TYPE_CHECKING:
-    from ..system import ActorSystem, Context
-    from .cluster import ClusterTransport
+    from ..runtime.system import ActorSystem, Context
+    from .services import ClusterTransport
 
 __all__ = [
     "PG_RECORDS",
@@ -45,7 +45,7 @@ __all__ = [
     "ProcessGroups",
 ]
 
-log = logging.getLogger("trioactors.dist.groups")
+log = logging.getLogger("trioactors.cluster.groups")
 
 _str = attrs.validators.instance_of(str)
 _pids = attrs.validators.deep_iterable(

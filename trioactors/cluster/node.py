@@ -30,17 +30,18 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from ..codec import DEFAULT_MAX_FRAME_SIZE, MessageRegistry
 from ..epmd import NodeInfo
 from ..errors import EpmdError
-from ..pid import Pid, Ref
-from ..system import ActorSystem, open_actor_system
+from ..runtime.system import ActorSystem, open_actor_system
+from ..wire.cbor import MessageRegistry
+from ..wire.framing import DEFAULT_MAX_FRAME_SIZE
+from ..wire.terms import Pid, Ref
 from .discovery import DEFAULT_POLL_INTERVAL, Discovery
 from .globals import Resolver
 from .kernel import NetKernel
 
 if TYPE_CHECKING:
-    from .cluster import ClusterServices
+    from .services import ClusterServices
 
 __all__ = [
     "COOKIE_ENV",
@@ -53,7 +54,7 @@ __all__ = [
     "read_cookie",
 ]
 
-log = logging.getLogger("trioactors.dist")
+log = logging.getLogger("trioactors.cluster")
 
 #: Environment variable naming the EPMD daemon ("host:port") when none is given.
 EPMD_ENV: Final = "TRIOACTORS_EPMD"
@@ -427,6 +428,6 @@ def _collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 def _install_cluster_services(system: ActorSystem, kernel: NetKernel) -> None:
     """Wire the global registry and process groups into the kernel."""
-    from .cluster import ClusterServices
+    from .services import ClusterServices
 
     kernel.services = ClusterServices(system, kernel)

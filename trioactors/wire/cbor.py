@@ -1,45 +1,32 @@
-"""CBOR encoding and length-prefixed framing: the one place bytes are made.
-
-Frames are a 4-byte big-endian length followed by one CBOR item. The framing
-here is sans-IO (h11's lesson): `FrameDecoder` takes bytes and yields frame
-bodies, so the EPMD daemon, its client, node connections and the tests share
-one parser and every rule is testable without a socket.
+"""CBOR: the encoding of messages and node records (the one place CBOR bytes are made).
 
 Messages between nodes are CBOR with a few private tags: Pid, Ref, tuple and
 classes registered with `@message("app.Name")`. Nothing else is accepted in
 either direction: cbor2's own semantic tags (datetimes, regexes, decimals...)
 are refused on decode so bytes from the network can only ever build plain
-data, pids, refs and the attrs classes the application registered.
-"""
+data, pids, refs and the attrs classes the application registered."""
 
 from __future__ import annotations
 
 import io
-import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Final, NoReturn, TypeVar
 
 import attrs
 import cbor2
 
-from .errors import FrameTooLarge, NotSerializable, ProtocolError
-from .pid import LOCAL_NODE, Pid, Ref
+from ..errors import NotSerializable, ProtocolError
+from .framing import encode_frame
+from .terms import LOCAL_NODE, Pid, Ref
 
 __all__ = [
-    "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_REGISTRY",
-    "FrameDecoder",
     "MessageCodec",
     "MessageRegistry",
     "dumps",
-    "encode_frame",
     "loads",
     "message",
 ]
-
-DEFAULT_MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
-
-_HEADER = struct.Struct(">I")
 
 # Private-use tag numbers (unassigned in the IANA CBOR tag registry).
 TAG_PID: Final = 40001
@@ -52,94 +39,6 @@ _CBOR2_BUILTIN_TAGS: Final = (
     0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 100, 256, 258, 260, 261,
     1004, 55799,
 )  # fmt: skip
-
-
-# --------------------------------------------------------------------------- framing
-
-
-def encode_frame(body: bytes) -> bytes:
-    """`body` behind its 4-byte big-endian length."""
-    return _HEADER.pack(len(body)) + body
-
-
-class FrameDecoder:
-    """Sans-IO splitter of a byte stream into frame bodies.
-
-    `feed()` bytes as they arrive, then iterate to get every complete body.
-    A length above `max_size` raises `FrameTooLarge` as soon as the 4 header
-    bytes are in, before any of the body is buffered.
-    """
-
-    # Bytes are kept as an immutable buffer read at an offset plus the chunks
-    # fed since, joined only when a frame spans them: a body is then a single
-    # slice of the buffer (one copy), and a large frame arriving in many
-    # chunks is joined once, not once per chunk.
-    __slots__ = ("_buf", "_chunks", "_need", "_pending", "_pos", "max_size")
-
-    def __init__(self, max_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
-        self.max_size = max_size
-        self._buf = b""
-        self._pos = 0
-        self._chunks: list[bytes] = []
-        self._pending = 0  # bytes in _chunks
-        self._need = -1  # body length of the frame being read, -1 = header pending
-
-    @property
-    def buffered(self) -> int:
-        """Bytes received but not yet returned as a frame."""
-        return len(self._buf) - self._pos + self._pending
-
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Add bytes received from the peer."""
-        if data:
-            self._chunks.append(data if type(data) is bytes else bytes(data))
-            self._pending += len(data)
-
-    def _join(self) -> None:
-        self._buf = self._buf[self._pos :] + b"".join(self._chunks)
-        self._pos = 0
-        self._chunks.clear()
-        self._pending = 0
-
-    def next_frame(self) -> bytes | None:
-        """The next complete frame body, or None until more bytes arrive."""
-        pos = self._pos
-        have = len(self._buf) - pos
-        need = self._need
-        if need < 0:
-            if have < 4:
-                if have + self._pending < 4:
-                    return None
-                self._join()
-                pos, have = 0, len(self._buf)
-            (need,) = _HEADER.unpack_from(self._buf, pos)
-            if need > self.max_size:
-                raise FrameTooLarge(need, self.max_size)
-            self._need = need
-        end = pos + 4 + need
-        if have < 4 + need:
-            if have + self._pending < 4 + need:
-                return None
-            self._join()
-            end = 4 + need
-            pos = 0
-        self._pos = end
-        self._need = -1
-        return self._buf[pos + 4 : end]
-
-    def __iter__(self) -> Iterator[bytes]:
-        while (body := self.next_frame()) is not None:
-            yield body
-
-    def detach(self) -> bytes:
-        """Hand over every buffered byte (starting at a frame boundary) and
-        empty the decoder: a protocol switching parsers mid-stream (a handshake
-        followed by node traffic) passes the rest on without losing a byte."""
-        self._join()
-        data = self._buf
-        self._buf = b""
-        self._need = -1
-        return data
 
 
 # --------------------------------------------------------------------------- registry

@@ -52,9 +52,10 @@ from typing import Any, Final
 
 import attrs
 
-from ..codec import FrameDecoder, dumps, encode_frame, loads
 from ..errors import ProtocolError
-from .erlang import ErlangNodeFields, valid_node_name
+from .cbor import dumps, loads
+from .epmd_erlang import ErlangNodeFields, valid_node_name
+from .framing import FrameDecoder, encode_frame
 
 __all__ = [
     "KIND_ERLANG",

@@ -1,6 +1,6 @@
 """`trioactors demo`: a guided tour, explained on the terminal as it runs.
 
-`trioactors demo` runs the cluster demo (`trioactors.dist.demo`: embedded
+`trioactors demo` runs the cluster demo (`trioactors.cli.demo_cluster`: embedded
 EPMD, several nodes, discovery, remote calls, failures). `trioactors demo
 --local` runs the local demo: a supervision tree with a gen_server and
 workers, a crash and its restart, a shutdown in order, all in one actor
@@ -19,11 +19,11 @@ from typing import Any
 import trio
 
 from ..errors import CallFailed
-from ..gen_server import Caller, GenServer
-from ..messages import Crash, Down
-from ..pid import Pid
-from ..supervisor import ChildSpec, supervisor
-from ..system import ActorSystem, Context, open_actor_system
+from ..otp.gen_server import Caller, GenServer
+from ..otp.supervisor import ChildSpec, supervisor
+from ..runtime.messages import Crash, Down
+from ..runtime.system import ActorSystem, Context, open_actor_system
+from ..wire.terms import Pid
 
 __all__ = ["add_parser", "run", "run_local_demo"]
 
@@ -57,7 +57,7 @@ def add_parser(
 def run(args: argparse.Namespace) -> int:
     """Run the cluster demo, or the local one with `--local`."""
     if not args.local:
-        from ..dist.demo import run_distributed_demo
+        from .demo_cluster import run_distributed_demo
 
         trio.run(run_distributed_demo, args.pause)
         return 0

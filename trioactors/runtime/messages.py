@@ -12,8 +12,8 @@ from typing import Any, Final
 
 import attrs
 
-from .codec import message
-from .pid import Pid, Ref
+from ..wire.cbor import message
+from ..wire.terms import Pid, Ref
 
 __all__ = [
     "GEN_CALL",

@@ -23,11 +23,11 @@ from typing import Any, Final, Literal, TypeAlias
 import attrs
 import trio
 
-from .errors import ConnectionFailed, NameTaken, NotSerializable, SpawnFailed, StartFailed
+from ..errors import ConnectionFailed, NameTaken, NotSerializable, SpawnFailed, StartFailed
+from ..runtime.messages import GEN_CALL, Down, Exit
+from ..runtime.system import ActorFn, Context, _ExitActor
+from ..wire.terms import Pid
 from .gen_server import GenServer, _serve
-from .messages import GEN_CALL, Down, Exit
-from .pid import Pid
-from .system import ActorFn, Context, _ExitActor
 
 __all__ = ["ChildSpec", "Restart", "Shutdown", "Strategy", "SupervisorSpec", "supervisor"]
 
@@ -249,7 +249,7 @@ class _State:
 def _which_children(ctx: Context) -> list[tuple[Any, Pid | None, str]]:
     state = ctx._ext
     if not isinstance(state, _State):
-        from .errors import NoProc
+        from ..errors import NoProc
 
         raise NoProc(f"{ctx.pid} is not a supervisor")
     return [(c.spec.id, c.pid, c.spec.restart) for c in state.children]

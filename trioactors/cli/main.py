@@ -1,6 +1,6 @@
 """The `trioactors` command line (also `python -m trioactors`).
 
-Each subcommand lives in its own module under `trioactors.commands` and adds
+Each subcommand lives in its own module under `trioactors.cli` and adds
 itself to the parser through `add_parser(subparsers)`, setting `run`: a
 function taking the parsed arguments and returning the exit code.
 """
@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from .. import __version__
 
 __all__ = ["build_parser", "main"]
 
@@ -43,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
         try:
-            module = importlib.import_module(f"trioactors.commands.{name}")
+            module = importlib.import_module(f"trioactors.cli.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"trioactors.commands.{name}":
+            if exc.name != f"trioactors.cli.{name}":
                 raise
             continue
         sp = module.add_parser(sub)

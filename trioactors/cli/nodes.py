@@ -9,9 +9,9 @@ import sys
 import trio
 
 from ..epmd.client import EpmdClient
-from ..epmd.native import NodeInfo
 from ..epmd.server import DEFAULT_PORT
 from ..errors import EpmdError
+from ..wire.epmd_native import NodeInfo
 
 __all__ = ["add_parser", "default_epmd", "format_table", "parse_address", "run"]
 

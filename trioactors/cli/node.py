@@ -22,7 +22,7 @@ from typing import Any
 
 import trio
 
-from ..dist.node import DEFAULT_EPMD, EPMD_ENV, Node, open_node, read_cookie
+from ..cluster.node import DEFAULT_EPMD, EPMD_ENV, Node, open_node, read_cookie
 from ..errors import TrioActorsError
 
 __all__ = [
