@@ -35,7 +35,7 @@ import trio
 import trioactors as ta
 from trioactors.wire.cbor import TAG_PID, TAG_TUPLE, MessageCodec
 from trioactors.wire.framing import FrameDecoder, encode_frame
-from trioactors.wire.terms import Pid, node_id_for
+from trioactors.wire.terms import Pid
 
 HERE = Path(__file__).resolve()
 COOKIE = "bench-cookie"
@@ -98,25 +98,24 @@ def _tuple(*items: Any) -> cbor2.CBORTag:
 
 
 def _bare_pid() -> cbor2.CBORTag:
-    # Shaped like the pid of an actor of node bench-a (a small id, the
-    # incarnation as serial).
-    serial = int(time.time() * 1000) % (2**32 - 1) + 1
-    return cbor2.CBORTag(TAG_PID, [node_id_for("bench-a"), 3, serial])
+    # Shaped like the pid of an actor of node bench-a: a small id, the node's
+    # creation from the clock.
+    creation = int(time.time() * 1000) % (2**32 - 1) + 1
+    return cbor2.CBORTag(TAG_PID, ["bench-a", 3, 0, creation])
 
 
 def _check_bare_frames() -> None:
     """The bare frames are byte for byte those trioactors sends for the same messages."""
     tag = _bare_pid()
-    node, id_, serial = tag.value
-    pid = Pid(0, id_, serial)
-    a, b = MessageCodec(node), MessageCodec(node_id_for("bench-b"))
-    remote = Pid(node, id_, serial)  # the same pid as seen by bench-b
+    node, id_, serial, creation = tag.value
+    pid = Pid(node, id_, serial, creation)
+    a, b = MessageCodec(), MessageCodec()
     pairs = [
         (a, [_SEND_NAMED, "echo", ("ping", pid, 7)], [_SEND_NAMED, "echo", _tuple("ping", tag, 7)]),
-        (b, [_SEND, remote, ("pong", 7)], [_SEND, tag, _tuple("pong", 7)]),
+        (b, [_SEND, pid, ("pong", 7)], [_SEND, tag, _tuple("pong", 7)]),
         (a, [_SEND_NAMED, "sink", ("msg", 7)], [_SEND_NAMED, "sink", _tuple("msg", 7)]),
         (a, [_SEND_NAMED, "sink", ("done", pid)], [_SEND_NAMED, "sink", _tuple("done", tag)]),
-        (b, [_SEND, remote, ("count", 7)], [_SEND, tag, _tuple("count", 7)]),
+        (b, [_SEND, pid, ("count", 7)], [_SEND, tag, _tuple("count", 7)]),
     ]
     for codec, ours, bare in pairs:
         assert codec.encode(ours) == cbor2.dumps(bare), (ours, bare)

@@ -1,12 +1,12 @@
 """An in-memory cluster for testing the cluster services without sockets.
 
-Each `FakeNode` is a real `ActorSystem` with its own node name and id, plus a
+Each `FakeNode` is a real `ActorSystem` with its own node name, plus a
 `ClusterServices`. Records and messages between nodes go through each side's
-`MessageCodec` (encoded with the sender's node id, decoded with the
-receiver's), exactly as over a real connection, so pids are translated and
-every record must really be serialisable. Each direction of each link is an
-ordered queue pumped by its own task, with random yields in between so that
-records of different senders interleave differently from run to run. Links
+`MessageCodec` (encoded by the sender's, decoded by the receiver's), exactly
+as over a real connection, so every record must really be serialisable.
+Each direction of each link is an ordered queue pumped by its own task, with
+random yields in between so that records of different senders interleave
+differently from run to run. Links
 can be cut and restored (a partition and its healing) and nodes stopped.
 """
 
@@ -22,9 +22,9 @@ import trio.testing
 
 from trioactors.cluster.globals import Resolver
 from trioactors.cluster.services import ClusterServices
-from trioactors.runtime.system import ActorSystem, open_actor_system
+from trioactors.otp.system import ActorSystem, open_actor_system
 from trioactors.wire.cbor import MessageCodec
-from trioactors.wire.terms import Pid, Ref, node_id_for
+from trioactors.wire.terms import Pid, Ref
 
 
 class FakeTransport:
@@ -57,9 +57,8 @@ class FakeRouter:
         self._name = name
 
     def send(self, to: Pid, msg: Any) -> None:
-        target = self._net.by_id.get(to.node)
-        if target is not None:
-            self._net.post(self._name, target.name, ("send", (to, msg)))
+        if to.node in self._net.nodes:
+            self._net.post(self._name, to.node, ("send", (to, msg)))
 
     def send_named(self, to: tuple[str, str], msg: Any) -> None:
         self._net.post(self._name, to[1], ("send_named", (to[0], msg)))
@@ -71,6 +70,9 @@ class FakeRouter:
         pass
 
     def exit(self, sender: Pid, remote: Pid, reason: Any, *, link: bool) -> None:
+        pass
+
+    def down(self, watcher: Pid, ref: Ref, target: Pid | tuple[str, str], reason: Any) -> None:
         pass
 
     def monitor(self, watcher: Pid, ref: Ref, target: Pid | tuple[str, str]) -> None:
@@ -99,8 +101,7 @@ class FakeNode:
     def __init__(self, net: FakeNet, name: str, resolve: Resolver | None) -> None:
         self.net = net
         self.name = name
-        self.node_id = node_id_for(name)
-        self.codec = MessageCodec(self.node_id)
+        self.codec = MessageCodec()
         self.transport = FakeTransport(net, name)
         self._resolve = resolve
         self._stop = trio.Event()
@@ -110,7 +111,7 @@ class FakeNode:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:
-            async with open_actor_system() as system:
+            async with open_actor_system(node_name=self.name) as system:
                 self.system = system
                 system.set_router(FakeRouter(self.net, self.name))
                 self.services = ClusterServices(system, self.transport, resolve=self._resolve)
@@ -129,10 +130,6 @@ class FakeNode:
     @property
     def groups(self) -> Any:
         return self.services.groups
-
-    def seen_from(self, other: FakeNode, pid: Pid) -> Pid:
-        """`pid` of this node as `other` sees it."""
-        return other.codec.decode(self.codec.encode(pid))  # type: ignore[no-any-return]
 
     async def stop(self) -> None:
         """The node goes down: every link to it breaks, its system ends."""
@@ -153,10 +150,6 @@ class FakeNet:
         self._links: dict[frozenset[str], int] = {}  # up links -> epoch
         self._epochs = 0
         self._queues: dict[tuple[str, str], trio.MemorySendChannel[Any]] = {}
-
-    @property
-    def by_id(self) -> dict[int, FakeNode]:
-        return {n.node_id: n for n in self.nodes.values()}
 
     async def add(self, name: str, *, resolve: Resolver | None = None) -> FakeNode:
         node = FakeNode(self, name, resolve)

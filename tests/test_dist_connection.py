@@ -15,6 +15,7 @@ import trustme
 
 import trioactors as ta
 from trioactors.cluster.connection import TICK_TIMEOUT, Connection
+from trioactors.cluster.dispatch import cbor_dispatcher
 from trioactors.cluster.node import Node
 from trioactors.wire import handshake as hs
 from trioactors.wire import records as p
@@ -136,7 +137,7 @@ async def test_a_dispatch_bug_costs_the_connection_not_the_node(
 async def _authenticated(node: Node, name: str = "mallory") -> trio.SocketStream:
     """A raw stream to `node` that passed the handshake (a peer gone rogue)."""
     stream = await trio.open_tcp_stream(*node.address)
-    machine = hs.Handshake(hs.Role.CONNECT, name=name, incarnation=1, cookie=COOKIE.encode())
+    machine = hs.Handshake(hs.Role.CONNECT, name=name, creation=1, cookie=COOKIE.encode())
     await stream.send_all(machine.data_to_send())
     while not machine.established:
         machine.receive_data(await stream.receive_some(4096))
@@ -193,22 +194,16 @@ async def test_bad_frames_after_handshake(frame: bytes, caplog: pytest.LogCaptur
 async def test_peer_cannot_speak_for_other_nodes_pids() -> None:
     async with ta.open_node("alpha", epmd=None, cookie=COOKIE) as node:
         stream = await _authenticated(node)
-        codec = MessageCodec(ta.wire.terms.node_id_for("mallory"))
-        forged = ta.Pid(ta.wire.terms.node_id_for("somebody-else"), 1, 1)
+        codec = MessageCodec()
+        forged = ta.Pid("somebody-else", 1, 0, 1)
         victim = node.spawn(_idle)
-        await stream.send_all(
-            p.RECORDS.frame(codec, p.ExitSignal(forged, _on(node, victim), "kill", False))
-        )
+        await stream.send_all(p.RECORDS.frame(codec, p.ExitSignal(forged, victim, "kill", False)))
         assert await _closed(stream)
         assert node.is_alive(victim)
 
 
 async def _idle(ctx: ta.Context) -> None:
     await trio.sleep_forever()
-
-
-def _on(node: Node, pid: ta.Pid) -> ta.Pid:
-    return ta.Pid(node.node_id, pid.id, pid.serial)
 
 
 async def _still_works(node: Node) -> None:
@@ -266,7 +261,7 @@ class _Echo(ta.GenServer):
         return request
 
 
-_PIDS = [ta.Pid(0, 1, 1), ta.Pid(ta.wire.terms.node_id_for("mallory"), 2, 3), ta.Pid(7, 8, 9)]
+_PIDS = [ta.Pid("alpha", 1, 0, 1), ta.Pid("mallory", 2, 0, 3), ta.Pid("x", 8, 0, 9)]
 
 
 def _random_value(rng: random.Random, depth: int = 0) -> Any:
@@ -286,7 +281,7 @@ def _random_value(rng: random.Random, depth: int = 0) -> Any:
     if kind == 6:
         return rng.choice(_PIDS)
     if kind == 7:
-        return ta.Ref(rng.randint(0, 5), 1, 1)
+        return ta.Ref(rng.choice(["alpha", "mallory"]), 1, (rng.randint(0, 5),))
     if kind == 8:
         return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
     if kind == 9:
@@ -298,11 +293,11 @@ async def test_dispatcher_survives_random_records() -> None:
     """Well-formed CBOR with any record code and any field values either acts
     or is a ProtocolError (which closes the connection): nothing else escapes."""
     rng = random.Random(1234)
-    codec = MessageCodec(ta.wire.terms.node_id_for("mallory"))
+    codec = MessageCodec()
     async with ta.open_node("alpha", epmd=None, cookie=COOKIE) as node:
         node.spawn(_idle, name="svc")
-        peer = node.kernel._peer("mallory")
-        on_frame = node.kernel._dispatcher(peer)
+        peer = node.kernel.peers.ensure("mallory")
+        on_frame = cbor_dispatcher(node.kernel, peer)
         outcomes = {"ok": 0, "refused": 0}
         for _ in range(3000):
             code = rng.randint(0, 14)

@@ -214,50 +214,63 @@ async def test_messages_between_nodes_keep_per_pair_order() -> None:
 
 
 def test_addressed_records_are_the_same_bytes_as_plain_encoding() -> None:
-    codec = MessageCodec(4242)
-    pid, remote = Pid(0, 5, 77), Pid(99, 6, 1)
+    codec = MessageCodec()
+    pid, remote = Pid("a", 5, 0, 77), Pid("b", 6, 0, 1)
     for _ in range(2):  # the second round comes from the caches
         for code, address, payload in [
             (1, pid, ("hello", pid, [1, 2.5, None], {"k": (remote, b"x")})),
             (2, "name", ("msg", 3)),
-            (1, remote, Ref(0, 8, 77)),
+            (1, remote, Ref("a", 77, (8,))),
         ]:
             assert codec.encode_addressed(code, address, payload) == codec.encode(
                 [code, address, payload]
             )
-    other = MessageCodec(4243)  # another node writes its own node id into local pids
-    assert other.encode_addressed(1, pid, 0) != codec.encode_addressed(1, pid, 0)
+    # Another node's codec writes the very same bytes: pids are absolute.
+    assert MessageCodec().encode_addressed(1, pid, 0) == codec.encode_addressed(1, pid, 0)
 
 
 def test_codec_caches_are_bounded() -> None:
-    codec = MessageCodec(1)
+    codec = MessageCodec()
     for i in range(_CACHE_SIZE + 50):
-        pid = Pid(0, i, 1)
+        pid = Pid("a", i, 0, 1)
         codec.encode_addressed(1, pid, pid)
-        codec.decode(codec.encode(Pid(2, i, 1)))
+        codec.decode(codec.encode(Pid("b", i, 0, 1)))
     assert len(codec._pid_bytes) <= _CACHE_SIZE
     assert len(codec._heads) <= _CACHE_SIZE
     assert len(codec._pids) <= _CACHE_SIZE
-    assert codec.decode(codec.encode(Pid(0, 3, 1))) == Pid(0, 3, 1)  # still local
+    assert codec.decode(codec.encode(Pid("a", 3, 0, 1))) == Pid("a", 3, 0, 1)
 
 
 def test_decoded_pids_stay_strict_with_a_warm_cache() -> None:
-    codec = MessageCodec(1)
-    assert codec.decode(cbor2.dumps(cbor2.CBORTag(TAG_PID, [1, 7, 9]))) == Pid(0, 7, 9)
-    for bad in ([True, 7, 9], [1.0, 7, 9], [1, 7], [1, 7, 9, 0], [1, -7, 9], [1, 7, 2**64]):
+    codec = MessageCodec()
+    good = ["a", 7, 0, 9]
+    assert codec.decode(cbor2.dumps(cbor2.CBORTag(TAG_PID, good))) == Pid("a", 7, 0, 9)
+    for bad in (
+        [True, 7, 0, 9],
+        ["a", 7.0, 0, 9],
+        ["a", 7, 0],
+        ["a", 7, 0, 9, 0],
+        ["a", -7, 0, 9],
+        [b"a", 7, 0, 9],
+        ["a", 7, False, 9],
+    ):
         with pytest.raises(ta.ProtocolError):
             codec.decode(cbor2.dumps(cbor2.CBORTag(TAG_PID, bad)))
 
 
 def test_pids_as_dict_keys_decode_with_a_warm_cache() -> None:
-    codec = MessageCodec(1)
-    value = {Pid(0, 2, 3): 1, (Pid(7, 2, 3), "x"): [Pid(0, 2, 3)], Ref(0, 4, 3): 2}
+    codec = MessageCodec()
+    value = {
+        Pid("a", 2, 0, 3): 1,
+        (Pid("b", 2, 0, 3), "x"): [Pid("a", 2, 0, 3)],
+        Ref("a", 3, (4,)): 2,
+    }
     for _ in range(2):
         assert codec.decode(codec.encode(value)) == value
 
 
 def test_unserialisable_payload_after_a_cached_head() -> None:
-    codec = MessageCodec(1)
+    codec = MessageCodec()
     codec.encode_addressed(2, "name", "ok")
     with pytest.raises(ta.NotSerializable):
         codec.encode_addressed(2, "name", ("fine", object()))

@@ -123,7 +123,7 @@ async def test_call_to_dead_server_fails_at_once(
 ) -> None:
     t0 = trio.current_time()
     with pytest.raises(ta.CallFailed) as info:
-        await system.call(ta.Pid(0, 12345, 0), "x", timeout=60)
+        await system.call(ta.Pid(system.node_name, 12345, 0, system.creation), "x", timeout=60)
     assert info.value.reason == "noproc"
     with pytest.raises(ta.CallFailed, match="noproc"):
         await system.call("nobody", "x", timeout=60)

@@ -31,11 +31,9 @@ def views(net: FakeNet, name: str) -> dict[str, Pid | None]:
     return {n: node.globals.whereis_global(name) for n, node in net.nodes.items()}
 
 
-def everywhere(net: FakeNet, owner: FakeNode, pid: Pid | None) -> dict[str, Pid | None]:
-    """What every node's view should be when `owner`'s `pid` holds a name."""
-    if pid is None:
-        return dict.fromkeys(net.nodes)
-    return {n: owner.seen_from(node, pid) for n, node in net.nodes.items()}
+def everywhere(net: FakeNet, pid: Pid | None) -> dict[str, Pid | None]:
+    """What every node's view should be when `pid` holds a name (or none does)."""
+    return dict.fromkeys(net.nodes, pid)
 
 
 async def test_register_is_seen_everywhere_and_reachable() -> None:
@@ -44,12 +42,12 @@ async def test_register_is_seen_everywhere_and_reachable() -> None:
         pid = a.system.spawn(sleeper)
         assert await a.globals.register_global("svc", pid) is True
         await net.settle()
-        assert views(net, "svc") == everywhere(net, a, pid)
+        assert views(net, "svc") == everywhere(net, pid)
         assert c.globals.registered_globals() == ["svc"]
         async with c.system.actor() as me:
             assert c.globals.send_global("svc", ("ping", me.pid)) is True
             reply = await me.receive(timeout=5)
-        assert reply == ("pong", a.seen_from(c, pid))
+        assert reply == ("pong", pid)
         assert c.globals.send_global("nobody", "x") is False
         # Taken: refused from anywhere, even for the same pid.
         other = c.system.spawn(sleeper)
@@ -82,8 +80,7 @@ async def test_race_for_a_name_has_exactly_one_winner_everywhere() -> None:
             for name in ("x", "y", "z"):
                 winners = [n for n in net.nodes if results[(n, name)]]
                 assert len(winners) == 1, (seed, name, results)
-                owner = net.nodes[winners[0]]
-                assert views(net, name) == everywhere(net, owner, pids[winners[0]])
+                assert views(net, name) == everywhere(net, pids[winners[0]])
             # Nobody got killed: there was never a conflict to resolve.
             for n, node in net.nodes.items():
                 assert node.system.is_alive(pids[n])
@@ -99,13 +96,13 @@ async def test_name_freed_everywhere_when_its_actor_ends() -> None:
         a.system.send(pid, "stop")
         await a.system.join(pid)
         await net.settle()
-        assert views(net, "svc") == everywhere(net, a, None)
+        assert views(net, "svc") == everywhere(net, None)
         assert all(node.globals.registered_globals() == [] for node in net.nodes.values())
         # And it can be taken again, from another node.
         pid_b = b.system.spawn(sleeper)
         assert await b.globals.register_global("svc", pid_b)
         await net.settle()
-        assert views(net, "svc") == everywhere(net, b, pid_b)
+        assert views(net, "svc") == everywhere(net, pid_b)
 
 
 async def test_name_freed_everywhere_when_its_node_goes_down() -> None:
@@ -117,8 +114,8 @@ async def test_name_freed_everywhere_when_its_node_goes_down() -> None:
         assert await b.globals.register_global("kept", kept)
         await net.settle()
         await a.stop()
-        assert views(net, "svc") == everywhere(net, b, None)
-        assert views(net, "kept") == everywhere(net, b, kept)
+        assert views(net, "svc") == everywhere(net, None)
+        assert views(net, "kept") == everywhere(net, kept)
         # The name is free for the survivors.
         pid_c = net.nodes["c"].system.spawn(sleeper)
         assert await net.nodes["c"].globals.register_global("svc", pid_c)
@@ -135,33 +132,33 @@ async def test_newcomer_learns_existing_names() -> None:
         net.connect_all()
         await net.settle()
         assert d.globals.registered_globals() == ["one", "two"]
-        assert d.globals.whereis_global("one") == a.seen_from(d, pa)
-        assert d.globals.whereis_global("two") == b.seen_from(d, pb)
+        assert d.globals.whereis_global("one") == pa
+        assert d.globals.whereis_global("two") == pb
 
 
 async def test_remote_pid_is_registered_and_unregistered_by_its_node() -> None:
     async with fake_cluster(["a", "b", "c"]) as net:
         a, b, c = net.nodes["a"], net.nodes["b"], net.nodes["c"]
         pid = a.system.spawn(sleeper)
-        remote = a.seen_from(c, pid)
+        remote = pid
         assert await c.globals.register_global("svc", remote) is True
         await net.settle()
-        assert views(net, "svc") == everywhere(net, a, pid)
+        assert views(net, "svc") == everywhere(net, pid)
         await b.globals.unregister_global("svc")
         assert b.globals.whereis_global("svc") is None
         await net.settle()
-        assert views(net, "svc") == everywhere(net, a, None)
+        assert views(net, "svc") == everywhere(net, None)
         # Its node still watches it: a name given remotely goes when it ends.
         assert await c.globals.register_global("svc", remote) is True
         await net.settle()
         a.system.send(pid, "stop")
         await a.system.join(pid)
         await net.settle()
-        assert views(net, "svc") == everywhere(net, a, None)
+        assert views(net, "svc") == everywhere(net, None)
         # A pid that is gone, or of a node that is not connected, cannot be registered.
         assert await c.globals.register_global("svc", remote) is False
         assert await a.globals.register_global("svc", pid) is False
-        assert await c.globals.register_global("svc", Pid.with_node(12345, 1)) is False
+        assert await c.globals.register_global("svc", Pid("zz", 1, 0, 1)) is False
         with pytest.raises(TypeError):
             await c.globals.register_global(42, remote)  # type: ignore[arg-type]
 
@@ -175,7 +172,7 @@ async def partitioned_pair(net: FakeNet) -> tuple[Pid, Pid]:
     assert await b.globals.register_global("svc", pb) is True
     await net.settle()
     assert a.globals.whereis_global("svc") == pa
-    assert net.nodes["c"].globals.whereis_global("svc") == b.seen_from(net.nodes["c"], pb)
+    assert net.nodes["c"].globals.whereis_global("svc") == pb
     return pa, pb
 
 
@@ -189,7 +186,7 @@ async def test_partition_heal_conflict_keeps_first_node_by_default(
         net.connect_all()
         assert await b.system.join(pb) == ("global_name_conflict", "svc")
         await net.settle()
-        assert views(net, "svc") == everywhere(net, a, pa)
+        assert views(net, "svc") == everywhere(net, pa)
         assert a.system.is_alive(pa)
         conflicts = [r for r in caplog.records if "svc" in r.getMessage()]
         assert {r.levelno for r in conflicts} == {logging.WARNING}
@@ -211,9 +208,9 @@ async def test_partition_heal_conflict_with_custom_resolver() -> None:
         net.connect_all()
         assert await a.system.join(pa) == ("global_name_conflict", "svc")
         await net.settle()
-        assert views(net, "svc") == everywhere(net, b, pb)
+        assert views(net, "svc") == everywhere(net, pb)
         # Run once, on the arbiter "a", with a's pid first.
-        assert calls == [("svc", pa, b.seen_from(a, pb))]
+        assert calls == [("svc", pa, pb)]
 
 
 async def test_registry_wide_resolver_and_notify_all() -> None:
@@ -228,11 +225,11 @@ async def test_registry_wide_resolver_and_notify_all() -> None:
             # Both unregistered, both told about the other, neither exited.
             msg_a = await holder_a.receive(timeout=5)
             msg_b = await holder_b.receive(timeout=5)
-            assert msg_a == ("global_name_conflict", "svc", b.seen_from(a, holder_b.pid))
-            assert msg_b == ("global_name_conflict", "svc", a.seen_from(b, holder_a.pid))
+            assert msg_a == ("global_name_conflict", "svc", holder_b.pid)
+            assert msg_b == ("global_name_conflict", "svc", holder_a.pid)
             await net.settle()
-            assert views(net, "svc") == everywhere(net, a, None)
-            assert views(net, "svc2") == everywhere(net, a, holder_a.pid)
+            assert views(net, "svc") == everywhere(net, None)
+            assert views(net, "svc2") == everywhere(net, holder_a.pid)
 
 
 async def test_unregister_everywhere_and_bad_peer_records() -> None:
@@ -243,10 +240,10 @@ async def test_unregister_everywhere_and_bad_peer_records() -> None:
         await net.settle()
         await a.globals.unregister_global("svc")
         await net.settle()
-        assert views(net, "svc") == everywhere(net, a, None)
+        assert views(net, "svc") == everywhere(net, None)
         await a.globals.unregister_global("svc")  # idempotent
         # A peer may only claim names for its own pids.
-        foreign = Pid.with_node(777, 1)
+        foreign = Pid("zz", 1, 0, 1)
         with pytest.raises(ta.ProtocolError):
             b.services.handle("a", GlobalRegister("x", foreign))
         with pytest.raises(ta.ProtocolError):
@@ -279,8 +276,7 @@ async def test_registrations_survive_churn_of_other_nodes() -> None:
         for i in range(10):
             winners = [n for n in ("a", "b") if results[(n, i)]]
             assert len(winners) == 1, results
-            owner = net.nodes[winners[0]]
-            assert views(net, f"n{i}") == everywhere(net, owner, pids[winners[0]])
+            assert views(net, f"n{i}") == everywhere(net, pids[winners[0]])
 
 
 async def test_claim_seen_only_through_a_node_in_between_is_respected() -> None:
@@ -293,10 +289,10 @@ async def test_claim_seen_only_through_a_node_in_between_is_respected() -> None:
         await net.settle()
         assert b.globals.whereis_global("svc") is None  # b cannot see a's claim...
         assert await b.globals.register_global("svc", b.system.spawn(sleeper)) is False
-        assert c.globals.whereis_global("svc") == a.seen_from(c, pa)  # ...but c did
+        assert c.globals.whereis_global("svc") == pa  # ...but c did
         # resolve= stays with the pid's node: it cannot be given for a remote pid.
         with pytest.raises(ta.NotLocalPid):
-            await c.globals.register_global("other", a.seen_from(c, pa), resolve=resolve_notify_all)
+            await c.globals.register_global("other", pa, resolve=resolve_notify_all)
 
 
 async def churn_with_partitions(net: FakeNet, rng: random.Random, names: list[str]) -> None:
@@ -342,13 +338,13 @@ async def test_random_partitions_and_heals_end_with_one_holder_per_name(
                 }
                 assert len(owners) <= 1, (seed, name, owners)
                 if not owners:
-                    assert views(net, name) == everywhere(net, net.nodes["a"], None)
+                    assert views(net, name) == everywhere(net, None)
                     continue
                 # ...naming the same live actor everywhere.
                 owner = net.nodes[owners.pop()]
                 pid = owner.globals.whereis_global(name)
                 assert pid is not None and owner.system.is_alive(pid)
-                assert views(net, name) == everywhere(net, owner, pid), (seed, name)
+                assert views(net, name) == everywhere(net, pid), (seed, name)
     # The partitions did produce conflicts to resolve (else this proves little).
     # Trio's scheduler shuffles task order, so not every seed is sure to make
     # one; over six runs some always do.
@@ -364,5 +360,5 @@ async def test_global_destination_reaches_the_holder_from_any_node() -> None:
         for node in (a, b):
             async with node.system.actor() as me:
                 me.send(("global", "svc"), ("ping", me.pid))
-                assert await me.receive(timeout=5) == ("pong", a.seen_from(node, pid))
+                assert await me.receive(timeout=5) == ("pong", pid)
         b.system.send(("global", "nobody"), "dropped")  # never raises

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 import trioactors as ta
 from trioactors.wire import handshake as hs
+from trioactors.wire.cbor import dumps
 from trioactors.wire.framing import encode_frame
 from trioactors.wire.handshake import Handshake, Role
+from trioactors.wire.names import parse_node
 
 
 def _pair(
@@ -22,8 +24,14 @@ def _pair(
     b: str = "beta",
     expected: str | None = "beta",
 ) -> tuple[Handshake, Handshake]:
-    conn = Handshake(Role.CONNECT, name=a, incarnation=1, cookie=a_cookie, expected_peer=expected)
-    acc = Handshake(Role.ACCEPT, name=b, incarnation=7, cookie=b_cookie)
+    conn = Handshake(
+        Role.CONNECT,
+        name=a,
+        creation=1,
+        cookie=a_cookie,
+        expected_peer=None if expected is None else parse_node(expected),
+    )
+    acc = Handshake(Role.ACCEPT, name=b, creation=7, cookie=b_cookie)
     return conn, acc
 
 
@@ -50,11 +58,9 @@ def test_successful_handshake_both_sides_established() -> None:
     conn, acc = _pair()
     c_events, a_events = _run(conn, acc)
     assert isinstance(a_events[0], hs.PeerHello)
-    assert a_events[0].peer == hs.PeerInfo("alpha", ta.wire.terms.node_id_for("alpha"), 1, 1)
+    assert a_events[0].peer == hs.PeerInfo("alpha", 1, hs.PROTOCOL_VERSION)
     assert isinstance(a_events[-1], hs.Established)
-    assert c_events == [
-        hs.Established(hs.PeerInfo("beta", ta.wire.terms.node_id_for("beta"), 7, 1))
-    ]
+    assert c_events == [hs.Established(hs.PeerInfo("beta", 7, hs.PROTOCOL_VERSION))]
     assert conn.established and acc.established
 
 
@@ -110,8 +116,8 @@ def test_replayed_reply_fails_on_a_new_connection() -> None:
     acc.receive_data(reply)
     assert acc.established
     # A recorded exchange replayed against a fresh acceptor (new challenge).
-    acc2 = Handshake(Role.ACCEPT, name="beta", incarnation=7, cookie=b"secret")
-    conn2 = Handshake(Role.CONNECT, name="alpha", incarnation=1, cookie=b"x")
+    acc2 = Handshake(Role.ACCEPT, name="beta", creation=7, cookie=b"secret")
+    conn2 = Handshake(Role.CONNECT, name="alpha", creation=1, cookie=b"x")
     acc2.receive_data(conn2.data_to_send())
     acc2.accept()
     acc2.data_to_send()
@@ -130,39 +136,57 @@ def test_reflection_of_the_acceptor_digest_fails() -> None:
         conn.receive_data(hs.RECORDS.frame(hs._CODEC, hs.ChallengeAck(reply.digest)))
 
 
-def test_node_id_collision_refused_both_sides(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hs, "node_id_for", lambda name: 42)
-    conn, acc = _pair()
-    with pytest.raises(ta.NodeIdCollision, match="same node id"):
-        acc.receive_data(conn.data_to_send())
-    with pytest.raises(ta.NodeIdCollision):
-        conn.receive_data(acc.data_to_send())
-
-
 def test_same_name_refused() -> None:
     conn, acc = _pair(a="beta", b="beta", expected=None)
     with pytest.raises(ta.ConnectionFailed, match="itself"):
         acc.receive_data(conn.data_to_send())
 
 
-def test_lying_node_id_is_a_protocol_error() -> None:
-    forged = hs.RECORDS.frame(hs._CODEC, hs.Hello(1, "alpha", 12345, 1))
-    acc = Handshake(Role.ACCEPT, name="beta", incarnation=7, cookie=b"secret")
-    with pytest.raises(ta.ProtocolError, match="announced id"):
-        acc.receive_data(forged)
+def test_bad_name_or_creation_is_a_protocol_error() -> None:
+    for hello, what in [
+        (hs.Hello(hs.PROTOCOL_VERSION, "alpha", 2**40), "creation"),
+        (hs.Hello(hs.PROTOCOL_VERSION, "al\npha", 1), "invalid node name"),
+        (hs.Hello(hs.PROTOCOL_VERSION, "", 1), "invalid node name"),
+    ]:
+        acc = Handshake(Role.ACCEPT, name="beta", creation=7, cookie=b"secret")
+        with pytest.raises(ta.ProtocolError, match=what):
+            acc.receive_data(hs.RECORDS.frame(hs._CODEC, hello))
 
 
 def test_version_mismatch_refused() -> None:
-    forged = hs.RECORDS.frame(
-        hs._CODEC, hs.Hello(99, "alpha", ta.wire.terms.node_id_for("alpha"), 1)
-    )
-    acc = Handshake(Role.ACCEPT, name="beta", incarnation=7, cookie=b"secret")
+    forged = hs.RECORDS.frame(hs._CODEC, hs.Hello(99, "alpha", 1))
+    acc = Handshake(Role.ACCEPT, name="beta", creation=7, cookie=b"secret")
     with pytest.raises(ta.ConnectionFailed, match="version 99"):
         acc.receive_data(forged)
-    conn = Handshake(Role.CONNECT, name="alpha", incarnation=1, cookie=b"secret")
+    conn = Handshake(Role.CONNECT, name="alpha", creation=1, cookie=b"secret")
     conn.data_to_send()
     with pytest.raises(ta.ConnectionFailed, match="version"):
         conn.receive_data(acc.data_to_send())
+
+
+def test_a_node_of_the_first_protocol_version_is_told_so() -> None:
+    # Version 1 (node ids in pids) sent [1, 1, name, node_id, incarnation]:
+    # a different shape, still answered with the version, not a parse error.
+    old = encode_frame(dumps([1, 1, "alpha", 12345, 1]))
+    acc = Handshake(Role.ACCEPT, name="beta", creation=7, cookie=b"secret")
+    with pytest.raises(ta.ConnectionFailed, match="version 1, this node speaks 2"):
+        acc.receive_data(old)
+    refusal = hs.RECORDS.decode(hs._CODEC, acc.data_to_send()[4:])
+    assert refusal == hs.Refuse("version", refusal.detail) and "version 1" in refusal.detail
+
+
+def test_a_direct_address_accepts_the_full_name() -> None:
+    # Dialled as 'beta@h2:5000': a node calling itself 'beta@h2' is the one.
+    conn = Handshake(
+        Role.CONNECT,
+        name="alpha",
+        creation=1,
+        cookie=b"secret",
+        expected_peer=parse_node("beta@h2:5000"),
+    )
+    acc = Handshake(Role.ACCEPT, name="beta@h2", creation=7, cookie=b"secret")
+    c_events, _ = _run(conn, acc)
+    assert c_events == [hs.Established(hs.PeerInfo("beta@h2", 7, hs.PROTOCOL_VERSION))]
 
 
 def test_wrong_node_answers() -> None:
@@ -197,13 +221,13 @@ def test_trailing_node_traffic_is_handed_over() -> None:
 
 
 def test_oversized_handshake_frame() -> None:
-    acc = Handshake(Role.ACCEPT, name="beta", incarnation=7, cookie=b"secret")
+    acc = Handshake(Role.ACCEPT, name="beta", creation=7, cookie=b"secret")
     with pytest.raises(ta.FrameTooLarge):
         acc.receive_data(b"\x7f\xff\xff\xff")
 
 
 def test_out_of_order_frame() -> None:
-    acc = Handshake(Role.ACCEPT, name="beta", incarnation=7, cookie=b"secret")
+    acc = Handshake(Role.ACCEPT, name="beta", creation=7, cookie=b"secret")
     with pytest.raises(ta.ProtocolError, match="unexpected ChallengeAck"):
         acc.receive_data(hs.RECORDS.frame(hs._CODEC, hs.ChallengeAck(b"x")))
     with pytest.raises(ta.ProtocolError):
@@ -213,7 +237,7 @@ def test_out_of_order_frame() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=600))
 def test_fuzz_acceptor_garbage(data: bytes) -> None:
-    acc = Handshake(Role.ACCEPT, name="beta", incarnation=7, cookie=b"secret")
+    acc = Handshake(Role.ACCEPT, name="beta", creation=7, cookie=b"secret")
     try:
         for ev in acc.receive_data(data):
             if isinstance(ev, hs.PeerHello):
@@ -226,7 +250,7 @@ def test_fuzz_acceptor_garbage(data: bytes) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=600))
 def test_fuzz_connector_garbage(data: bytes) -> None:
-    conn = Handshake(Role.CONNECT, name="alpha", incarnation=1, cookie=b"secret")
+    conn = Handshake(Role.CONNECT, name="alpha", creation=1, cookie=b"secret")
     try:
         conn.receive_data(data)
     except ta.TrioActorsError:

@@ -18,28 +18,40 @@ import trioactors as ta
 from trioactors.wire.cbor import (
     TAG_MESSAGE,
     TAG_PID,
+    TAG_REF,
     MessageCodec,
     MessageRegistry,
     dumps,
     loads,
 )
 from trioactors.wire.framing import FrameDecoder, encode_frame
-from trioactors.wire.terms import Pid, Ref, _Counter, node_id_for
+from trioactors.wire.terms import Pid, Ref
 
 u32 = st.integers(min_value=0, max_value=2**32 - 1)
 u64 = st.integers(min_value=0, max_value=2**64 - 1)
-pids = st.builds(Pid, u32, u64, u32)
-refs = st.builds(Ref, u32, u64, u32)
+node_names = st.sampled_from(["alpha", "beta", "nonode@nohost", "e@host.example"]) | st.text(
+    min_size=1, max_size=20
+)
+pids = st.builds(Pid, node_names, u64, u64, u64)
+refs = st.builds(Ref, node_names, u64, st.lists(u32, min_size=1, max_size=5).map(tuple))
 
+#: What `dumps`/`loads` carry (EPMD and handshake records): plain CBOR data.
 plain = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(min_value=-(2**63), max_value=2**64 - 1)
     | st.floats(allow_nan=False)
     | st.text()
-    | st.binary()
-    | pids
-    | refs,
+    | st.binary(),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=5), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+#: What messages carry between nodes: plain data plus tuples, pids and refs.
+messages = st.recursive(
+    plain | pids | refs,
     lambda children: (
         st.lists(children, max_size=5)
         | st.tuples(children, children)
@@ -52,40 +64,25 @@ plain = st.recursive(
 # ------------------------------------------------------------------ pid
 
 
-def test_pid_display_and_locality() -> None:
-    pid = Pid(0, 12, 0)
-    assert str(pid) == "<0.12.0>" and repr(pid) == "Pid<0.12.0>"
-    assert pid.is_local()
-    remote = Pid.with_node(7, 12)
-    assert remote == Pid(7, 12, 0) and not remote.is_local()
-    assert str(Ref(0, 3, 1)) == "#Ref<0.3.1>"
+def test_pid_and_ref_display() -> None:
+    pid = Pid("alpha", 12, 0, 7)
+    assert str(pid) == "<alpha.12.0>" and repr(pid) == "Pid('alpha', 12, 0, 7)"
+    assert Pid("alpha", 12) == Pid("alpha", 12, 0, 0)
+    ref = Ref("alpha", 7, (3, 1))
+    assert str(ref) == "#Ref<alpha.1.3>" and repr(ref) == "Ref('alpha', 7, (3, 1))"
+    assert Ref.of("alpha", 7, 5) == Ref("alpha", 7, (5,))
+    assert Ref.of("alpha", 7, 2**32 + 5) == Ref("alpha", 7, (5, 1))
 
 
 def test_pid_ref_hashable_ordered_frozen() -> None:
-    a, b = Pid(0, 1, 0), Pid(0, 2, 0)
+    a, b = Pid("n", 1), Pid("n", 2)
     assert a < b and sorted([b, a]) == [a, b]
-    assert {a: 1}[Pid(0, 1, 0)] == 1
-    assert len({Ref(0, 1), Ref(0, 1), Ref(0, 2)}) == 2
+    assert {a: 1}[Pid("n", 1)] == 1
+    # The same id on another node, or of another creation, is another actor.
+    assert len({a, Pid("m", 1), Pid("n", 1, 0, 1)}) == 3
+    assert len({Ref("n", 0, (1,)), Ref("n", 0, (1,)), Ref("n", 0, (2,))}) == 2
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         a.id = 5  # type: ignore[misc]
-
-
-def test_node_id_is_stable_32_bit_and_never_zero() -> None:
-    assert node_id_for("alpha") == node_id_for("alpha")
-    assert node_id_for("alpha") != node_id_for("beta")
-    assert node_id_for("alpha") == int.from_bytes(
-        __import__("hashlib").blake2b(b"alpha", digest_size=4).digest(), "big"
-    )
-
-
-@given(st.text())
-def test_node_id_range(name: str) -> None:
-    assert 1 <= node_id_for(name) < 2**32
-
-
-def test_counter_is_per_instance() -> None:
-    c1, c2 = _Counter(), _Counter(5)
-    assert [c1.next(), c1.next(), c2.next()] == [1, 2, 5]
 
 
 # ------------------------------------------------------------------ codec round trips
@@ -97,54 +94,74 @@ def test_plain_round_trip(value: Any) -> None:
     assert loads(dumps(value)) == value
 
 
-@given(plain)
+def test_plain_records_refuse_pids_and_tags() -> None:
+    with pytest.raises(ta.NotSerializable):
+        dumps(Pid("a", 1))
+    tagged = MessageCodec().encode(Pid("a", 1))
+    with pytest.raises(ta.ProtocolError):
+        loads(tagged)
+
+
+@settings(max_examples=200)
+@given(messages)
+def test_message_round_trip_between_nodes(value: Any) -> None:
+    # Two nodes' codecs: what one writes the other reads back unchanged.
+    assert MessageCodec().decode(MessageCodec().encode(value)) == value
+
+
+@given(messages)
 def test_tuples_stay_tuples_and_lists_stay_lists(value: Any) -> None:
-    out = loads(dumps((value, [value])))
+    codec = MessageCodec()
+    out = codec.decode(codec.encode((value, [value])))
     assert type(out) is tuple and type(out[1]) is list
 
 
-@given(pids, u32.filter(lambda n: n != 0))
-def test_pid_translation_between_nodes(pid: Pid, sender_id: int) -> None:
-    """A local pid leaves with the sender's node id; a pid naming the receiver
-    comes back as local (node 0); third-party pids are untouched."""
-    local = Pid(0, pid.id, pid.serial)
-    receiver_id = sender_id % (2**32 - 1) + 1
-    sender, receiver = MessageCodec(sender_id), MessageCodec(receiver_id)
-    seen = receiver.decode(sender.encode(local))
-    assert seen == Pid(sender_id, pid.id, pid.serial)
-    # ...and sent back, it is local again on the original node.
-    assert sender.decode(receiver.encode(seen)) == local
-    # A pid of the receiver itself, sent by the sender, is local at the receiver.
-    assert receiver.decode(sender.encode(Pid(receiver_id, 4, 1))) == Pid(0, 4, 1)
-    if pid.node not in (0, sender_id, receiver_id):
-        assert receiver.decode(sender.encode(pid)) == pid
+@given(pids)
+def test_pids_are_absolute_on_the_wire(pid: Pid) -> None:
+    """Nothing is translated: a pid means the same actor on every node."""
+    a, b = MessageCodec(), MessageCodec()
+    seen = b.decode(a.encode(pid))
+    assert seen == pid and a.decode(b.encode(seen)) == pid
+    # Node names are interned: pids of one node share one string.
+    assert seen.node is b.decode(a.encode(Pid(pid.node, 0))).node
 
 
-def test_ref_translation() -> None:
-    a, b = MessageCodec(10), MessageCodec(20)
-    assert b.decode(a.encode(Ref(0, 5, 1))) == Ref(10, 5, 1)
-    assert a.decode(b.encode(Ref(10, 5, 1))) == Ref(0, 5, 1)
+def test_malformed_pids_and_refs_are_protocol_errors() -> None:
+    codec = MessageCodec()
+    for bad in [
+        ["alpha", 1, 0],  # the three-field pid of protocol version 1
+        [7, 1, 0, 0],  # a node id instead of a name
+        ["", 1, 0, 0],
+        ["alpha", -1, 0, 0],
+        ["alpha", 1, 0, -1],
+    ]:
+        with pytest.raises(ta.ProtocolError, match="pid"):
+            codec.decode(cbor2.dumps(cbor2.CBORTag(TAG_PID, bad)))
+    for bad in [["alpha", 0], ["alpha", 0, 2**32], ["alpha", 0, 1, 2, 3, 4, 5, 6], [1, 0, 1]]:
+        with pytest.raises(ta.ProtocolError, match="ref"):
+            codec.decode(cbor2.dumps(cbor2.CBORTag(TAG_REF, bad)))
 
 
 def test_signal_records_cross_nodes() -> None:
-    a, b = MessageCodec(10), MessageCodec(20)
+    a, b = MessageCodec(), MessageCodec()
     crash = ta.Crash("ValueError", "x", "Traceback...")
+    pid, ref = Pid("a", 1, 0, 3), Ref("a", 3, (2,))
     for record in [
-        ta.Exit(Pid(0, 1, 0), "normal"),
-        ta.Down(Ref(0, 2, 0), Pid(0, 1, 0), crash),
-        ta.Down(Ref(0, 2, 0), ("svc", "a"), "noproc"),
+        ta.Exit(pid, "normal"),
+        ta.Down(ref, pid, crash),
+        ta.Down(ref, ("svc", "a"), "noproc"),
         ta.NodeUp("a"),
         ta.NodeDown("a", "noconnection"),
         crash,
         ta.TimerRef(3),
     ]:
-        assert a.decode(a.encode(record)) == record
+        assert b.decode(a.encode(record)) == record
         assert type(b.decode(a.encode(record))) is type(record)
-    down = b.decode(a.encode(ta.Down(Ref(0, 2, 0), Pid(0, 1, 0), crash)))
-    assert down.pid == Pid(10, 1, 0) and down.reason.traceback == "Traceback..."
+    down = b.decode(a.encode(ta.Down(ref, pid, crash)))
+    assert down.reason.traceback == "Traceback..."
     # The gen_server protocol is plain data.
-    call = ("$gen_call", (Pid(0, 1, 0), Ref(0, 9, 0)), {"k": [1, 2]})
-    assert b.decode(a.encode(call)) == ("$gen_call", (Pid(10, 1, 0), Ref(10, 9, 0)), {"k": [1, 2]})
+    call = ("$gen_call", (pid, ref), {"k": [1, 2]})
+    assert b.decode(a.encode(call)) == call
 
 
 def test_registered_message_class_and_isolated_registry() -> None:
@@ -157,25 +174,24 @@ def test_registered_message_class_and_isolated_registry() -> None:
         qty: int
         who: Pid
 
-    codec = MessageCodec(1, registry)
-    order = Order("tea", 2, Pid(0, 3, 0))
-    out = MessageCodec(2, registry).decode(codec.encode(order))
-    assert out == Order("tea", 2, Pid(1, 3, 0))
+    codec = MessageCodec(registry)
+    order = Order("tea", 2, Pid("a", 3))
+    out = MessageCodec(registry).decode(codec.encode(order))
+    assert out == order
     assert "test.Order" in registry.names()
     # The default registry does not know it: refused on both sides.
     with pytest.raises(ta.NotSerializable):
-        MessageCodec(1).encode(order)
+        MessageCodec().encode(order)
     with pytest.raises(ta.ProtocolError, match="unknown message class"):
-        MessageCodec(1).decode(codec.encode(order))
+        MessageCodec().decode(codec.encode(order))
 
 
 def test_isolated_registry_still_carries_trioactors_records() -> None:
     # A node given its own registry must still move Down, Exit, Crash, ...
     registry = MessageRegistry()
-    a, b = MessageCodec(1, registry), MessageCodec(2, registry)
-    down = ta.Down(Ref(0, 2, 0), Pid(0, 1, 0), ta.Crash("ValueError", "bad", "tb"))
-    out = b.decode(a.encode(down))
-    assert out == ta.Down(Ref(1, 2, 0), Pid(1, 1, 0), ta.Crash("ValueError", "bad", "tb"))
+    a, b = MessageCodec(registry), MessageCodec(registry)
+    down = ta.Down(Ref("a", 0, (2,)), Pid("a", 1), ta.Crash("ValueError", "bad", "tb"))
+    assert b.decode(a.encode(down)) == down
 
     # ...but not the application's classes of the default registry.
     @ta.message("tests.codec.Point")
@@ -229,7 +245,7 @@ class NotAMessage:
 )
 def test_non_serialisable_values_are_refused(value: Any) -> None:
     with pytest.raises(ta.NotSerializable):
-        dumps(value)
+        MessageCodec().encode(value)
 
 
 @pytest.mark.parametrize(
@@ -253,16 +269,19 @@ def test_non_serialisable_values_are_refused(value: Any) -> None:
 )
 def test_foreign_tags_and_garbage_are_protocol_errors(data: bytes) -> None:
     with pytest.raises(ta.ProtocolError):
+        MessageCodec().decode(data)
+    with pytest.raises(ta.ProtocolError):
         loads(data)
 
 
 @settings(max_examples=300)
 @given(st.binary(max_size=64))
 def test_decoding_random_bytes_never_escapes_protocol_error(data: bytes) -> None:
-    try:
-        loads(data)
-    except ta.ProtocolError:
-        pass
+    for decode in (loads, MessageCodec().decode):
+        try:
+            decode(data)
+        except ta.ProtocolError:
+            pass
 
 
 # ------------------------------------------------------------------ framing

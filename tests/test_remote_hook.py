@@ -1,13 +1,14 @@
 """The distribution hook: two ActorSystems joined by an in-memory Router.
 
-The fake router carries every signal through the real message codec, so
-pids are translated exactly as a node does it (a pid of system A is seen by
-system B with A's node id), and proves the RemoteSignals semantics: remote
-send, links, monitors, calls, and node_down.
+The fake router carries every signal through the real message codec (what
+arrives is what a node would decode: pids are absolute, nothing rewrites
+them), and proves the RemoteSignals semantics: remote send, links,
+monitors, calls, and node_down.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,17 +20,14 @@ import trioactors as ta
 from trioactors.runtime.router import RemoteName
 from trioactors.wire.cbor import MessageCodec
 
-A_ID, B_ID = 101, 202
-
 
 class FakeRouter:
     """The Router of one system, wired to a peer system in the same process."""
 
-    def __init__(self, system: ta.ActorSystem, name: str, node_id: int) -> None:
+    def __init__(self, system: ta.ActorSystem) -> None:
         self.system = system
-        self.name = name
-        self.node_id = node_id
-        self.codec = MessageCodec(node_id)
+        self.name = system.node_name
+        self.codec = MessageCodec()
         self.peer: FakeRouter | None = None
         self.connected = False
         self.node_watchers: list[tuple[ta.Pid, str]] = []
@@ -66,6 +64,10 @@ class FakeRouter:
         if (peer := self._peer_system()) is not None:
             peer.remote_exit(self._x(sender), self._x(remote), self._x(reason), link=link)
 
+    def down(self, watcher: ta.Pid, ref: ta.Ref, target: ta.Pid | RemoteName, reason: Any) -> None:
+        if (peer := self._peer_system()) is not None:
+            peer.remote_down(self._x(watcher), self._x(ref), self._x(target), self._x(reason))
+
     def monitor(self, watcher: ta.Pid, ref: ta.Ref, target: ta.Pid | RemoteName) -> None:
         if (peer := self._peer_system()) is None:
             self.system.remote_down(watcher, ref, target, "noconnection")
@@ -96,7 +98,7 @@ class FakeRouter:
         """This side notices that the connection is gone."""
         assert self.peer is not None
         self.connected = False
-        self.system.node_down(self.peer.node_id, "noconnection")
+        self.system.node_down(self.peer.name, "noconnection")
         for watcher, node in self.node_watchers:
             self.system.deliver(watcher, ta.NodeDown(node, "noconnection"))
         self.node_watchers.clear()
@@ -110,22 +112,17 @@ def disconnect(ra: FakeRouter, rb: FakeRouter) -> None:
 @pytest.fixture
 async def pair() -> AsyncIterator[tuple[ta.ActorSystem, ta.ActorSystem, FakeRouter, FakeRouter]]:
     async with (
-        ta.open_actor_system(incarnation=1) as a,
-        ta.open_actor_system(incarnation=2) as b,
+        ta.open_actor_system(node_name="a", creation=1) as a,
+        ta.open_actor_system(node_name="b", creation=2) as b,
     ):
-        ra, rb = FakeRouter(a, "a", A_ID), FakeRouter(b, "b", B_ID)
+        ra, rb = FakeRouter(a), FakeRouter(b)
         ra.peer, rb.peer = rb, ra
         ra.connected = rb.connected = True
-        a.node_name, b.node_name = "a", "b"
         a.set_router(ra)
         b.set_router(rb)
         yield a, b, ra, rb
         a.set_router(None)
         b.set_router(None)
-
-
-def seen_from_a(pid_on_b: ta.Pid) -> ta.Pid:
-    return ta.Pid(B_ID, pid_on_b.id, pid_on_b.serial)
 
 
 async def echo(ctx: ta.Context) -> None:
@@ -159,9 +156,8 @@ Pair = tuple[ta.ActorSystem, ta.ActorSystem, FakeRouter, FakeRouter]
 
 async def test_remote_send_by_pid_and_by_name(pair: Pair) -> None:
     a, b, _, _ = pair
-    pid_b = b.spawn(echo, name="echo")
-    remote = seen_from_a(pid_b)
-    assert not remote.is_local()
+    remote = b.spawn(echo, name="echo")
+    assert b.is_local(remote) and not a.is_local(remote)
     async with a.actor() as me:
         me.send(remote, (me.pid, 1))
         assert await me.receive(timeout=5) == ("echo", 1)
@@ -179,7 +175,7 @@ async def test_remote_call(pair: Pair) -> None:
     a, b, _, _ = pair
     pid_b = await b.start_server(Kv, name="kv")
     assert await a.call(("kv", "b"), ("put", "k", 1)) == "ok"
-    assert await a.call(seen_from_a(pid_b), ("get", "k")) == 1
+    assert await a.call(pid_b, ("get", "k")) == 1
     with pytest.raises(ta.CallFailed) as info:
         await a.call(("kv", "b"), ("crash",))
     assert info.value.reason == ta.Crash("RuntimeError", "kv crashed")
@@ -195,7 +191,7 @@ async def test_remote_link_fires_on_crash_both_ways(pair: Pair) -> None:
         raise ValueError("remote boom")
 
     pid_b = b.spawn(crasher)
-    remote = seen_from_a(pid_b)
+    remote = pid_b
     async with a.actor(trap_exits=True) as me:
         me.link(remote)
         me.send(remote, "go")
@@ -206,7 +202,7 @@ async def test_remote_link_fires_on_crash_both_ways(pair: Pair) -> None:
     pid_b2 = b.spawn(idle)
     with pytest.raises(ta.ActorExited):
         async with a.actor() as me:
-            me.link(seen_from_a(pid_b2))
+            me.link(pid_b2)
             raise_later = me.pid
             await trio.testing.wait_all_tasks_blocked()
             a.exit(raise_later, "bye")
@@ -221,19 +217,19 @@ async def test_remote_link_to_dead_pid_is_noproc(pair: Pair) -> None:
     b.exit(pid_b, "kill")
     await b.join(pid_b)
     async with a.actor(trap_exits=True) as me:
-        me.link(seen_from_a(pid_b))
-        assert await me.receive(timeout=5) == ta.Exit(seen_from_a(pid_b), "noproc")
+        me.link(pid_b)
+        assert await me.receive(timeout=5) == ta.Exit(pid_b, "noproc")
 
 
 async def test_remote_unlink(pair: Pair) -> None:
     a, b, _, _ = pair
     pid_b = b.spawn(idle)
     async with a.actor(trap_exits=True) as me:
-        me.link(seen_from_a(pid_b))
-        me.unlink(seen_from_a(pid_b))
-        ref = me.monitor(seen_from_a(pid_b))
+        me.link(pid_b)
+        me.unlink(pid_b)
+        ref = me.monitor(pid_b)
         b.exit(pid_b, "x")
-        assert await me.receive(timeout=5) == ta.Down(ref, seen_from_a(pid_b), "x")
+        assert await me.receive(timeout=5) == ta.Down(ref, pid_b, "x")
         with pytest.raises(trio.WouldBlock):
             me.receive_nowait()
 
@@ -242,14 +238,14 @@ async def test_remote_monitor_and_demonitor(pair: Pair) -> None:
     a, b, _, _ = pair
     pid_b = b.spawn(idle, name="svc")
     async with a.actor() as me:
-        ref1 = me.monitor(seen_from_a(pid_b))
+        ref1 = me.monitor(pid_b)
         ref2 = me.monitor(("svc", "b"))
-        ref3 = me.monitor(seen_from_a(pid_b))
+        ref3 = me.monitor(pid_b)
         assert me.demonitor(ref3) is True
         b.exit(pid_b, "stopped")
         got = {await me.receive(timeout=5), await me.receive(timeout=5)}
         assert got == {
-            ta.Down(ref1, seen_from_a(pid_b), "stopped"),
+            ta.Down(ref1, pid_b, "stopped"),
             ta.Down(ref2, ("svc", "b"), "stopped"),
         }
         with pytest.raises(trio.TooSlowError):
@@ -262,16 +258,16 @@ async def test_remote_watchers_are_told_when_a_local_actor_ends(pair: Pair) -> N
     a, b, _, _ = pair
     pid_a = a.spawn(idle)
     async with b.actor() as me:
-        ref = me.monitor(ta.Pid(A_ID, pid_a.id, pid_a.serial))
+        ref = me.monitor(pid_a)
         a.exit(pid_a, "done")
         down = await me.receive(timeout=5)
-        assert down == ta.Down(ref, ta.Pid(A_ID, pid_a.id, pid_a.serial), "done")
+        assert down == ta.Down(ref, pid_a, "done")
 
 
 async def test_node_down_fires_links_monitors_and_pending_calls(pair: Pair) -> None:
     a, b, ra, rb = pair
-    kv = seen_from_a(await b.start_server(Kv))
-    other = seen_from_a(b.spawn(idle))
+    kv = await b.start_server(Kv)
+    other = b.spawn(idle)
     results: dict[str, Any] = {}
 
     async def pending_call() -> None:
@@ -306,7 +302,7 @@ async def test_node_down_drops_monitors_held_by_the_lost_node(pair: Pair) -> Non
     a, b, ra, rb = pair
     pid_a = a.spawn(idle)
     async with b.actor() as me:
-        me.monitor(ta.Pid(A_ID, pid_a.id, pid_a.serial))
+        me.monitor(pid_a)
         disconnect(ra, rb)
         ra.connected = rb.connected = True  # reconnected: the old monitor is gone
         a.exit(pid_a, "late")
@@ -317,15 +313,32 @@ async def test_node_down_drops_monitors_held_by_the_lost_node(pair: Pair) -> Non
             me.receive_nowait()
 
 
-async def test_deliver_ignores_stale_and_unknown_targets(pair: Pair) -> None:
+async def test_deliver_ignores_stale_and_unknown_targets(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
     a, _, _, _ = pair
+    caplog.set_level(logging.DEBUG, logger="trioactors")
     async with a.actor() as me:
-        a.deliver(ta.Pid(0, me.pid.id, 99), "wrong incarnation")
-        a.deliver(ta.Pid(0, 99999, 1), "nobody")
+        stale = ta.Pid(me.pid.node, me.pid.id, 0, me.pid.creation + 1)
+        a.deliver(stale, "an earlier incarnation's")
+        assert any("earlier incarnation" in r.getMessage() for r in caplog.records)
+        a.deliver(ta.Pid("a", 99999, 0, me.pid.creation), "nobody")
         a.deliver_named("nobody", "x")
-        # A Down for a monitor this actor does not hold is dropped.
-        a.deliver(me.pid, ta.Down(ta.Ref(0, 1, 1), ta.Pid(B_ID, 1, 2), "x"))
+        # The Down signal of a monitor this actor does not hold is dropped...
+        a.remote_down(me.pid, ta.Ref("b", 2, (1,)), ta.Pid("b", 1, 0, 2), "x")
         a.deliver(me.pid, "ok")
         assert me.receive_nowait() == "ok"
         with pytest.raises(trio.WouldBlock):
             me.receive_nowait()
+
+
+async def test_a_users_down_value_is_an_ordinary_message(pair: Pair) -> None:
+    a, b, _, _ = pair
+    async with b.actor() as peer, a.actor() as me:
+        # Signals cross the router as signals, so a `ta.Down` (or `ta.Exit`)
+        # that an actor sends as data arrives as the message it is.
+        fake = ta.Down(ta.Ref("a", 1, (7,)), me.pid, "made up")
+        me.send(peer.pid, fake)
+        me.send(peer.pid, ta.Exit(me.pid, "also data"))
+        assert await peer.receive(timeout=5) == fake
+        assert await peer.receive(timeout=5) == ta.Exit(me.pid, "also data")

@@ -148,11 +148,6 @@ async def settled(node: ta.Node, sup: ta.Pid) -> list[tuple[Any, ta.Pid | None, 
     return children
 
 
-def _local(pid: ta.Pid) -> ta.Pid:
-    """A remote `pid` as its own node sees it."""
-    return ta.Pid(0, pid.id, pid.serial)
-
-
 def where(node: ta.Node, pid: ta.Pid | None) -> str | None:
     assert pid is not None
     return node.node_of(pid)
@@ -194,7 +189,7 @@ async def test_crashed_remote_child_restarts_on_its_node_and_which_children() ->
         w2 = await up(me, "w")
         assert w2 != w and where(alpha, w2) == "beta"
         assert (await settled(alpha, sup))[0][1] == w2
-        assert c["beta"].is_alive(_local(w2)) and not c["beta"].is_alive(_local(w))
+        assert c["beta"].is_alive(w2) and not c["beta"].is_alive(w)
 
         with pytest.raises(ta.CallFailed):
             await alpha.call(store, "crash", timeout=5)
@@ -237,20 +232,20 @@ async def test_lost_connection_is_noconnection_and_leaves_no_orphan() -> None:
         w = await up(me, "w")
         ref = me.monitor(w)
         async with beta.actor() as on_beta:
-            beta_ref = on_beta.monitor(_local(w))
+            beta_ref = on_beta.monitor(w)
             # Cut the connection without a goodbye: both sides see noconnection.
-            conn = alpha.kernel._peers["beta"].conn
+            conn = alpha.kernel.peers.get("beta").conn
             assert conn is not None
             conn.abort("connection_closed")
             down = await me.receive(timeout=10, match=lambda m: type(m) is ta.Down)
             assert down == ta.Down(ref, w, "noconnection")
             # The old child died with the link on beta's side: no orphan.
-            assert await on_beta.receive(timeout=10) == ta.Down(beta_ref, _local(w), "noconnection")
+            assert await on_beta.receive(timeout=10) == ta.Down(beta_ref, w, "noconnection")
         # transient: noconnection is abnormal, so it is restarted, on beta
         # (reachable again, first choice) ...
         w2 = await up(me, "w")
         assert where(alpha, w2) == "beta" and (await settled(alpha, sup))[0][1] == w2
-        assert beta.is_alive(_local(w2))
+        assert beta.is_alive(w2)
 
 
 async def test_restart_intensity_counts_remote_restarts() -> None:
@@ -333,15 +328,14 @@ async def test_supervisor_shutdown_stops_remote_children() -> None:
             (s, "killed"),
             (w, "shutdown"),
         ]
-        assert not c["beta"].is_alive(_local(w)) and not c["gamma"].is_alive(_local(s))
+        assert not c["beta"].is_alive(w) and not c["gamma"].is_alive(s)
 
 
 async def test_leaving_supervisor_node_stops_remote_children() -> None:
     async with three_nodes() as c:
         alpha, beta = c["alpha"], c["beta"]
         async with beta.actor() as watcher:
-            # The watcher's pid as alpha must name it.
-            report_to = ta.Pid(beta.node_id, watcher.pid.id, watcher.pid.serial)
+            report_to = watcher.pid
             await alpha.start_supervisor([remote("w", "worker", ("w", report_to), ["beta"])])
             w = await up(watcher, "w")
             ref = watcher.monitor(w)
@@ -382,8 +376,10 @@ async def test_child_spec_with_nodes_validation() -> None:
         ta.ChildSpec("w", "worker")
     with pytest.raises(ValueError, match="nodes"):
         ta.ChildSpec("w", "worker", nodes=[])
-    with pytest.raises(ValueError, match="name@host:port"):
-        ta.ChildSpec("w", "worker", nodes=["beta@localhost"])
+    for bad in ["beta@", "@host", "beta@h:99999", "be ta", "h:5000"]:
+        with pytest.raises(ValueError, match="nodes: "):
+            ta.ChildSpec("w", "worker", nodes=["gamma", bad])
+    assert ta.ChildSpec("w", "worker", nodes=["beta@h2"]).nodes == ("beta@h2",)
     assert ta.ChildSpec("w", "worker", nodes=["b@[::1]:4370"]).nodes == ("b@[::1]:4370",)
     with pytest.raises(ValueError, match="register_global"):
         ta.ChildSpec("w", "worker", nodes="beta", name="w")
@@ -423,10 +419,10 @@ async def test_own_node_as_a_candidate(caplog: pytest.LogCaptureFixture) -> None
         assert where(alpha, await up(me, "w")) == "beta"
         await c.stop("beta")
         w = await up(me, "w")
-        assert w.is_local() and (await settled(alpha, sup))[0][1] == w
+        assert alpha.is_local(w) and (await settled(alpha, sup))[0][1] == w
         alpha.send(w, "crash")
         w2 = await up(me, "w")
-        assert w2.is_local() and w2 != w
+        assert alpha.is_local(w2) and w2 != w
         await c.stop("alpha")  # the supervisor stops it; no restart on the way out
         assert not any(
             "restart" in r.getMessage() for r in caplog.records if r.levelname == "ERROR"

@@ -39,8 +39,9 @@ async def collect(ctx: ta.Context, n: int, out: list[Any]) -> None:
 
 async def test_pid_shape_and_echo(system: ta.ActorSystem) -> None:
     pid = system.spawn(echo)
-    assert pid.is_local() and pid.node == 0 and pid.serial == 0
-    assert str(pid) == f"<0.{pid.id}.0>"
+    assert system.is_local(pid) and pid.node == "nonode@nohost" and pid.serial == 0
+    assert pid.creation == system.creation
+    assert str(pid) == f"<nonode@nohost.{pid.id}.0>"
     assert system.is_alive(pid)
     async with system.actor() as me:
         me.send(pid, (me.pid, "hi"))
@@ -48,19 +49,22 @@ async def test_pid_shape_and_echo(system: ta.ActorSystem) -> None:
     assert pid in system.processes()
 
 
-async def test_pids_are_unique_per_system_and_carry_incarnation() -> None:
-    async with ta.open_actor_system(incarnation=7) as a, ta.open_actor_system() as b:
+async def test_pids_are_absolute_and_differ_between_systems() -> None:
+    async with ta.open_actor_system(creation=7) as a, ta.open_actor_system() as b:
         pa = [a.spawn(idle) for _ in range(3)]
         pb = b.spawn(idle)
-        assert len(set(pa)) == 3 and all(p.serial == 7 for p in pa)
-        assert pb.serial == 0
-        # A pid of another incarnation is not this system's actor.
-        assert not a.is_alive(ta.Pid(0, pa[0].id, 0))
+        assert len(set(pa)) == 3 and all(p.creation == 7 for p in pa)
+        # Two local systems of one program never make the same pid.
+        assert b.creation != a.creation and pb not in pa
+        assert a.is_local(pa[0]) and not b.is_local(pa[0]) and not a.is_local(pb)
+        # The same id of another creation is not this system's actor.
+        assert not a.is_alive(ta.Pid(pa[0].node, pa[0].id, 0, 8))
+        assert not b.is_alive(pa[0])
 
 
 async def test_message_for_other_incarnation_is_dropped() -> None:
-    async with ta.open_actor_system(incarnation=3) as system, system.actor() as me:
-        stale = ta.Pid(0, me.pid.id, 2)
+    async with ta.open_actor_system(creation=3) as system, system.actor() as me:
+        stale = ta.Pid(me.pid.node, me.pid.id, 0, 2)
         system.send(stale, "lost")
         system.send(me.pid, "kept")
         assert await me.receive(timeout=5) == "kept"
@@ -444,7 +448,8 @@ async def test_demonitor_flush_removes_delivered_down(system: ta.ActorSystem) ->
 
 
 async def test_join_of_dead_pid_is_noproc(system: ta.ActorSystem) -> None:
-    assert await system.join(ta.Pid(0, 999, 0)) == "noproc"
+    never = ta.Pid(system.node_name, 999, 0, system.creation)
+    assert await system.join(never) == "noproc"
 
 
 # ------------------------------------------------------------------ registry
@@ -578,7 +583,7 @@ async def test_monitor_node_without_router_is_nodedown_at_once(system: ta.ActorS
     async with system.actor() as me:
         me.monitor_node("beta")
         assert me.receive_nowait() == ta.NodeDown("beta", "noconnection")
-        remote = ta.Pid(1234, 5, 0)
+        remote = ta.Pid("beta", 5, 0, 1)
         ref = me.monitor(remote)
         assert me.receive_nowait() == ta.Down(ref, remote, "noconnection")
         me.send(remote, "dropped")  # never raises

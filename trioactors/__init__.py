@@ -16,7 +16,6 @@ from .errors import (
     EpmdUnavailable,
     FrameTooLarge,
     NameTaken,
-    NodeIdCollision,
     NotSerializable,
     ProtocolError,
     SpawnFailed,
@@ -31,8 +30,8 @@ from .wire.terms import Pid, Ref
 from .errors import ActorExited, NoProc, SystemClosed
 from .otp.gen_server import NO_REPLY, Caller, GenServer
 from .otp.supervisor import ChildSpec, SupervisorSpec, supervisor
+from .otp.system import ActorSystem, Context, open_actor_system
 from .runtime.messages import Crash, Down, Exit, NodeDown, NodeUp, TimerRef
-from .runtime.system import ActorSystem, Context, open_actor_system
 
 # -- epmd --
 # isort: split
@@ -72,7 +71,6 @@ __all__ = [
     "NoProc",
     "Node",
     "NodeDown",
-    "NodeIdCollision",
     "NodeInfo",
     "NodeUp",
     "NotLocalPid",

@@ -15,7 +15,6 @@ __all__ = [
     "FrameTooLarge",
     "NameTaken",
     "NoProc",
-    "NodeIdCollision",
     "NotLocalPid",
     "NotSerializable",
     "ProtocolError",
@@ -117,10 +116,6 @@ class ConnectionFailed(TrioActorsError):
 
 class AuthenticationFailed(ConnectionFailed):
     """The peer did not prove it knows the cookie (or we did not convince it)."""
-
-
-class NodeIdCollision(ConnectionFailed):
-    """Two node names hash to the same node id; rename one of the nodes."""
 
 
 class EpmdError(TrioActorsError):

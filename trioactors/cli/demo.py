@@ -21,8 +21,8 @@ import trio
 from ..errors import CallFailed
 from ..otp.gen_server import Caller, GenServer
 from ..otp.supervisor import ChildSpec, supervisor
+from ..otp.system import ActorSystem, Context, open_actor_system
 from ..runtime.messages import Crash, Down
-from ..runtime.system import ActorSystem, Context, open_actor_system
 from ..wire.terms import Pid
 
 __all__ = ["add_parser", "run", "run_local_demo"]

@@ -21,8 +21,8 @@ from ..cluster.node import Node, open_node
 from ..epmd import serve_epmd
 from ..otp.gen_server import Caller, GenServer
 from ..otp.supervisor import ChildSpec
+from ..otp.system import Context
 from ..runtime.messages import NodeUp
-from ..runtime.system import Context
 from ..wire.terms import Pid
 
 __all__ = ["run_distributed_demo"]
@@ -84,8 +84,8 @@ async def _until(check: Callable[[], bool]) -> None:
             await trio.sleep(0.02)
 
 
-def _where(pid: Pid | None, nodes: dict[int, str]) -> str:
-    return "nowhere" if pid is None else f"{pid} on {nodes.get(pid.node, 'london')}"
+def _where(pid: Pid | None) -> str:
+    return "nowhere" if pid is None else f"{pid} on {pid.node}"
 
 
 def _say(text: str = "") -> None:
@@ -140,9 +140,9 @@ async def _demo(pause: float) -> None:
                     tokyo.spawn(_greeter, name="greeter")
                     tokyo.register_spawnable("worker", _worker)
                     for node in (london, paris, tokyo):
-                        _say(f"   {node.name:<7} id {node.node_id:>10}  listening on port "
-                             f"{node.address[1]}")  # fmt: skip
-                    _say("   Each node's id is a hash of its name; remote pids carry it.")
+                        _say(f"   {node.name:<7} listening on port {node.address[1]}")
+                    _say("   A pid names its node, e.g. tokyo's greeter is "
+                         f"{tokyo.whereis('greeter')}: it works from any node.")  # fmt: skip
 
                     await step("2. discovery: nodes find each other through EPMD")
                     _say("   Every node polls EPMD and connects to the nodes it does not know yet")
@@ -174,7 +174,6 @@ async def _demo(pause: float) -> None:
                     greeter_ref = me.monitor(("greeter", "tokyo"))
                     _say("   london monitors the worker, tokyo's greeter and tokyo itself.")
 
-                    ids = {paris.node_id: "paris", tokyo.node_id: "tokyo"}
                     await step("6. a global service, supervised across nodes")
                     for node in (london, paris, tokyo):
                         node.register_spawnable("clock", _service_class(node))
@@ -188,7 +187,7 @@ async def _demo(pause: float) -> None:
                     await _until(lambda: paris.whereis_global("clock") is not None)
                     clock = london.whereis_global("clock")
                     assert clock is not None
-                    _say(f"   whereis_global('clock') on london -> {_where(clock, ids)}")
+                    _say(f"   whereis_global('clock') on london -> {_where(clock)}")
                     _say(f"   call(clock, 'now') -> {await me.call(clock, 'now')!r}")
 
                     await step("7. a process group spread over three nodes")
@@ -199,7 +198,7 @@ async def _demo(pause: float) -> None:
                     members = london.group_members("workers")
                     _say("   Two workers on each node join_group('workers');")
                     _say("   every node sees them all:")
-                    _say(f"   {sorted(ids.get(p.node, 'london') for p in members)}")
+                    _say(f"   {sorted(p.node for p in members)}")
 
                     await step("8. tokyo leaves the cluster")
                     _say("   Leaving its `async with` block shuts tokyo down gracefully:")
@@ -222,20 +221,18 @@ async def _demo(pause: float) -> None:
                 await _until(
                     lambda: (
                         (pid := london.whereis_global("clock")) is not None
-                        and pid.node == paris.node_id
+                        and pid.node == paris.name
                     )
                 )
                 clock = london.whereis_global("clock")
                 assert clock is not None
                 _say("   The supervisor saw its child end and started it again on the next")
                 _say("   candidate, paris, which took the global name over:")
-                _say(f"   whereis_global('clock') on london -> {_where(clock, ids)}")
+                _say(f"   whereis_global('clock') on london -> {_where(clock)}")
                 _say(f"   call(clock, 'now') -> {await me.call(clock, 'now')!r}")
                 await _until(lambda: len(london.group_members("workers")) == 4)
                 members = london.group_members("workers")
-                _say(
-                    f"   group 'workers' now: {sorted(ids.get(p.node, 'london') for p in members)}"
-                )
+                _say(f"   group 'workers' now: {sorted(p.node for p in members)}")
 
                 await step("10. the rest of the cluster carries on")
                 total = await me.call(("bank", "paris"), ("balance",))

@@ -14,10 +14,10 @@ import ssl
 
 import trio
 
-from ..cluster.kernel import parse_node_address
 from ..cluster.node import open_node, read_cookie
 from ..epmd import EpmdClient
 from ..errors import TrioActorsError
+from ..wire.names import NodeAddress, parse_host_port, parse_node
 from .node import cookie_option, epmd_option, tls_contexts, tls_options
 
 __all__ = ["add_parser", "run"]
@@ -54,33 +54,34 @@ def run(args: argparse.Namespace) -> int:
     """Ping the node; 0 for pong, 1 for pang."""
     try:
         cookie = read_cookie(cookie_file=args.cookie_file)
-        name, address = parse_node_address(args.node)
+        target = parse_node(args.node)
         tls = tls_contexts(args)
     except (OSError, ValueError) as exc:
         log.error("%s", exc)
         print("pang", flush=True)
         return 1
-    ok = trio.run(_ping, name, address, args.epmd, cookie, args.timeout, tls)
+    ok = trio.run(_ping, target, args.epmd, cookie, args.timeout, tls)
     print("pong" if ok else "pang", flush=True)
     return 0 if ok else 1
 
 
 async def _ping(
-    name: str,
-    address: tuple[str, int] | None,
+    target: NodeAddress,
     epmd: str,
     cookie: bytes,
     budget: float,
     tls: tuple[ssl.SSLContext | None, ssl.SSLContext | None],
 ) -> bool:
+    name = target.name or f"{target.host}:{target.port}"
     with trio.move_on_after(budget):
         try:
+            address = target.direct
             if address is None:
                 if epmd.lower() == "none":
                     log.error("no EPMD (--epmd none): give the node as name@host:port")
                     return False
-                host, _, port = epmd.rpartition(":")
-                client = EpmdClient(host, int(port), timeout=budget)
+                host, port = parse_host_port(epmd, what="--epmd")
+                client = EpmdClient(host, port, timeout=budget)
                 try:
                     info = await client.lookup(name)
                 finally:
@@ -99,7 +100,11 @@ async def _ping(
                 tls=tls[0],
                 tls_client=tls[1],
             ) as me:
-                await me.connect(f"{name}@{address[0]}:{address[1]}")
+                host, port = address
+                if target.alive is None:
+                    await me.connect(f"{host}:{port}")
+                else:
+                    await me.connect(f"{target.alive}@{host}:{port}")
                 return True
         except (TrioActorsError, OSError, ValueError) as exc:
             log.error("cannot reach node %r: %s", name, exc)

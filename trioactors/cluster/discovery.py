@@ -86,8 +86,7 @@ class Discovery:
                 advertise_host,
                 port,
                 metadata={
-                    "node_id": str(kernel.node_id),
-                    "incarnation": str(kernel.incarnation),
+                    "creation": str(kernel.creation),
                 },
             )
             task_status.started(info)
@@ -107,7 +106,7 @@ class Discovery:
             log.debug("discovery round failed: %s", exc)
             return
         names = [n.name for n in nodes if n.kind == KIND_TRIOACTORS]
-        self.kernel.learn_names(names)
+        self.kernel.peers.learn(names)
         for name in names:
             if self.kernel.should_autoconnect(name):
                 self.kernel.connect_soon(name)

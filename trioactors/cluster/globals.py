@@ -51,10 +51,10 @@ import trio
 from ..errors import NotLocalPid, ProtocolError
 from ..runtime.messages import Down
 from ..wire.cbor import message
-from ..wire.terms import Pid, Ref, node_id_for
+from ..wire.terms import Pid, Ref
 
 if TYPE_CHECKING:
-    from ..runtime.system import ActorSystem, Context
+    from ..otp.system import ActorSystem, Context
     from .services import ClusterTransport
 
 __all__ = [
@@ -255,7 +255,6 @@ class GlobalRegistry:
         self._granted: dict[tuple[str, int], tuple[str, ...]] = {}  # -> owners seen there
         self._generation = 0  # bumped by every peer_up/peer_down
         self._pending: dict[int, _Pending] = {}
-        self._node_ids: dict[str, int] = {}
 
     # -- lifecycle
 
@@ -289,7 +288,7 @@ class GlobalRegistry:
         otherwise).
         """
         _check_name(name)
-        if not pid.is_local():
+        if not self._system.is_local(pid):
             if resolve is not None:
                 # A function cannot travel to the pid's node, which keeps it.
                 raise NotLocalPid(pid, "register a global name with resolve=")
@@ -549,22 +548,15 @@ class GlobalRegistry:
 
     # -- internals: replicas and conflicts
 
-    def _node_id(self, node: str) -> int:
-        node_id = self._node_ids.get(node)
-        if node_id is None:
-            node_id = self._node_ids[node] = node_id_for(node)
-        return node_id
-
     def _owner_of(self, pid: Pid) -> str | None:
-        if pid.is_local():
+        if self._system.is_local(pid):
             return self._local
-        for node in self._transport.connected_nodes():
-            if self._node_id(node) == pid.node:
-                return node
+        if pid.node in self._transport.connected_nodes():
+            return pid.node
         return None
 
     def _check_owner(self, node: str, pid: Pid) -> None:
-        if pid.node != self._node_id(node):
+        if pid.node != node:
             raise ProtocolError(f"node {node!r} claimed a global name for {pid}, not its pid")
 
     def _on_sync(self, node: str, names: dict[str, Pid]) -> None:
@@ -654,10 +646,10 @@ class GlobalRegistry:
 
     def _on_request(self, node: str, record: GlobalRequest) -> None:
         if record.op == "unregister":
-            if record.pid.is_local():
+            if self._system.is_local(record.pid):
                 self._unclaim(record.name, record.pid)
             self._transport.send_to(node, GlobalReply(record.req, True))
-        elif self._nursery is None or not record.pid.is_local():
+        elif self._nursery is None or not self._system.is_local(record.pid):
             self._transport.send_to(node, GlobalReply(record.req, False))
         else:
             self._nursery.start_soon(self._serve_register, node, record)

@@ -29,10 +29,10 @@ import trio
 from ..errors import NotLocalPid, ProtocolError
 from ..runtime.messages import Down
 from ..wire.cbor import message
-from ..wire.terms import Pid, Ref, node_id_for
+from ..wire.terms import Pid, Ref
 
 if TYPE_CHECKING:
-    from ..runtime.system import ActorSystem, Context
+    from ..otp.system import ActorSystem, Context
     from .services import ClusterTransport
 
 __all__ = [
@@ -170,7 +170,7 @@ class ProcessGroups:
         node. Joining a pid that is no longer alive does nothing.
         """
         _check_group(group)
-        if not pid.is_local():
+        if not self._system.is_local(pid):
             raise NotLocalPid(pid, f"join group {group!r}")
         me = self._running()
         if not self._system.is_alive(pid):
@@ -185,7 +185,7 @@ class ProcessGroups:
     def leave_group(self, group: str, pid: Pid) -> bool:
         """Undo one `join_group` of local `pid`; False if it was not a member."""
         _check_group(group)
-        if not pid.is_local():
+        if not self._system.is_local(pid):
             raise NotLocalPid(pid, f"leave group {group!r}")
         counts = self._local.get(group)
         if not counts or pid not in counts:
@@ -286,9 +286,8 @@ class ProcessGroups:
         return self._me
 
     def _check_owner(self, node: str, pids: tuple[Pid, ...]) -> None:
-        node_id = node_id_for(node)
         for pid in pids:
-            if pid.node != node_id:
+            if pid.node != node:
                 raise ProtocolError(f"node {node!r} reported {pid} as a member, not its pid")
 
     def _remote_leave(self, node: str, group: str, pids: tuple[Pid, ...]) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import secrets
@@ -32,16 +33,17 @@ import trio
 
 from ..epmd import NodeInfo
 from ..errors import EpmdError
-from ..runtime.system import ActorSystem, open_actor_system
+from ..otp.system import ActorSystem, open_actor_system
 from ..wire.cbor import MessageRegistry
 from ..wire.framing import DEFAULT_MAX_FRAME_SIZE
+from ..wire.names import MAX_NAME, parse_host_port, valid_alive
 from ..wire.terms import Pid, Ref
 from .discovery import DEFAULT_POLL_INTERVAL, Discovery
 from .globals import Resolver
 from .kernel import NetKernel
-
-if TYPE_CHECKING:
-    from .services import ClusterServices
+from .routing import Routing
+from .services import ClusterServices
+from .spawn import RemoteSpawn
 
 __all__ = [
     "COOKIE_ENV",
@@ -66,7 +68,6 @@ EPMD_FROM_ENV: Final = "$TRIOACTORS_EPMD"
 COOKIE_ENV: Final = "TRIOACTORS_COOKIE"
 #: The cookie file used (and created, mode 0600) when neither is given.
 DEFAULT_COOKIE_FILE: Final = "~/.trioactors.cookie"
-_MAX_NAME: Final = 255
 _ANY: Final = ("", "0.0.0.0", "::")
 
 
@@ -92,11 +93,10 @@ def read_cookie(cookie: str | bytes | None = None, cookie_file: str | None = Non
     return value
 
 
-def _host_port(text: str, what: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"{what} must be 'host:port', got {text!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
+def name_hash(name: str) -> int:
+    """A stable 32-bit number for node name `name` (`Node.node_id`)."""
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=4).digest()
+    return int.from_bytes(digest, "big") or 1
 
 
 if TYPE_CHECKING:
@@ -119,11 +119,13 @@ class Node(_SystemAPI):
         self,
         system: ActorSystem,
         kernel: NetKernel,
+        spawner: RemoteSpawn,
         address: tuple[str, int],
         discovery: Discovery | None,
     ) -> None:
         self.system = system
         self.kernel = kernel
+        self._spawner = spawner
         #: (host, port) this node listens on.
         self.address = address
         self._discovery = discovery
@@ -136,7 +138,7 @@ class Node(_SystemAPI):
 
     def __repr__(self) -> str:
         host, port = self.address
-        return f"<Node {self.name!r} id={self.node_id} at {host}:{port}>"
+        return f"<Node {self.name!r} at {host}:{port}>"
 
     @property
     def name(self) -> str:
@@ -145,8 +147,9 @@ class Node(_SystemAPI):
 
     @property
     def node_id(self) -> int:
-        """The 32-bit id remote pids of this node carry (`ta.pid.node_id_for(name)`)."""
-        return self.kernel.node_id
+        """A stable 32-bit number derived from the name (for display; pids
+        carry the name itself)."""
+        return name_hash(self.name)
 
     @property
     def epmd(self) -> str | None:
@@ -154,11 +157,12 @@ class Node(_SystemAPI):
         return self._discovery.address if self._discovery is not None else None
 
     async def connect(self, node: str) -> str:
-        """Connect to `"name"` (found through EPMD) or `"name@host:port"`.
+        """Connect to `"name"` (found through EPMD), `"name@host:port"` or
+        `"host:port"` (whatever node listens there).
 
         Usually implicit: the first send to a node connects. Returns the node
-        name. Raises `ta.ConnectionFailed`, `ta.AuthenticationFailed` (wrong
-        cookie) or `ta.NodeIdCollision`.
+        name. Raises `ta.ConnectionFailed` or `ta.AuthenticationFailed`
+        (wrong cookie); ValueError for a malformed `node`.
         """
         return await self.kernel.connect(node)
 
@@ -173,11 +177,9 @@ class Node(_SystemAPI):
         """Names of the nodes connected right now (Erlang's `nodes()`)."""
         return self.kernel.nodes()
 
-    def node_of(self, pid: Pid) -> str | None:
-        """The name of the node `pid` lives on, if known (this node for local pids)."""
-        if pid.is_local():
-            return self.name
-        return self.kernel.peer_name(pid.node)
+    def node_of(self, pid: Pid) -> str:
+        """The name of the node `pid` lives on (`pid.node`)."""
+        return pid.node
 
     async def list_nodes(self) -> list[NodeInfo]:
         """Everything EPMD knows (connected or not); `ta.EpmdError` without EPMD."""
@@ -190,7 +192,7 @@ class Node(_SystemAPI):
         `async def fn(ctx, *args)` or a `ta.GenServer` subclass. Only names
         registered this way can be started remotely: no code, module or
         function name received from the network is ever imported."""
-        self.kernel.register_spawnable(name, fn)
+        self._spawner.register(name, fn)
 
     async def spawn_on(
         self,
@@ -204,7 +206,7 @@ class Node(_SystemAPI):
         return its pid (a GenServer has run `init` by then). With `link_to` (a
         local pid) the new actor is linked to it before it can run. Raises
         `ta.SpawnFailed`: node unreachable or gone, unknown name, start error."""
-        return await self.kernel.spawn_on(node, name, *args, link_to=link_to, timeout=timeout)
+        return await self._spawner.spawn_on(node, name, *args, link_to=link_to, timeout=timeout)
 
     def monitor_nodes(self, pid: Pid) -> None:
         """Deliver `ta.NodeUp(node)` / `ta.NodeDown(node, reason)` to local
@@ -282,9 +284,9 @@ class Node(_SystemAPI):
         return self._services.groups.demonitor_group(ref)
 
 
-def _default_incarnation() -> int:
-    # Milliseconds: a restarted node gets a different serial (equality is all
-    # that matters, so the 32-bit wrap every 49 days is harmless).
+def _default_creation() -> int:
+    # Milliseconds: a restarted node gets a different creation (equality is
+    # all that matters, so the 32-bit wrap every 49 days is harmless).
     return int(time.time() * 1000) % (2**32 - 1) + 1
 
 
@@ -304,7 +306,7 @@ async def open_node(
     epmd_keepalive: float = 20.0,
     advertise: str | None = None,
     registry: MessageRegistry | None = None,
-    incarnation: int | None = None,
+    creation: int | None = None,
     shutdown_timeout: float = 5.0,
 ) -> AsyncIterator[Node]:
     """Run a cluster node named `name` for the duration of the block.
@@ -321,12 +323,17 @@ async def open_node(
       requires client certificates).
     - `advertise`: the host registered with EPMD (default: the listen host,
       or 127.0.0.1 when listening on every interface).
+    - `creation`: which incarnation of the node this is (default: from the
+      clock, so a restarted node's pids differ from its predecessor's).
 
     Raises `ta.NameTaken` if EPMD has a live node of that name and
     `ta.EpmdUnavailable` if no daemon answers.
     """
-    if not name or "@" in name or len(name) > _MAX_NAME:
-        raise ValueError(f"a node name is 1-{_MAX_NAME} characters without '@', got {name!r}")
+    if not isinstance(name, str) or not valid_alive(name):
+        raise ValueError(
+            f"a node name is 1-{MAX_NAME} printable characters without '@', ':' or "
+            f"spaces, got {name!r}"
+        )
     if (tls is None) != (tls_client is None):
         raise ValueError(
             "TLS needs both contexts: tls= for connections this node accepts and "
@@ -335,11 +342,11 @@ async def open_node(
     if tick_timeout <= 0:
         raise ValueError("tick_timeout must be positive")
     secret = read_cookie(cookie)
-    host, port = _host_port(listen, "listen")
+    host, port = parse_host_port(listen, what="listen", default_host="0.0.0.0", allow_zero=True)
     if epmd == EPMD_FROM_ENV:
         epmd = os.environ.get(EPMD_ENV) or DEFAULT_EPMD
-    epmd_address = _host_port(epmd, "epmd") if epmd is not None else None
-    serial = _default_incarnation() if incarnation is None else incarnation
+    epmd_address = parse_host_port(epmd, what="epmd") if epmd is not None else None
+    serial = _default_creation() if creation is None else creation
 
     kernel: NetKernel | None = None
     error: BaseException | None = None
@@ -347,13 +354,10 @@ async def open_node(
         async with trio.open_nursery() as nursery:
             try:
                 async with open_actor_system(
-                    incarnation=serial, shutdown_timeout=shutdown_timeout
+                    node_name=name, creation=serial, shutdown_timeout=shutdown_timeout
                 ) as system:
-                    system.node_name = name
                     kernel = NetKernel(
                         system,
-                        name=name,
-                        incarnation=serial,
                         cookie=secret,
                         tick_timeout=tick_timeout,
                         max_frame_size=max_frame_size,
@@ -362,11 +366,12 @@ async def open_node(
                         connect_timeout=connect_timeout,
                         registry=registry,
                     )
-                    system.set_router(kernel)
+                    spawner = kernel.spawner = RemoteSpawn(kernel)
+                    routing = Routing(kernel, spawner)
+                    system.set_router(routing)
                     await nursery.start(kernel.run)
-                    _install_cluster_services(system, kernel)
-                    if kernel.services is not None:
-                        await nursery.start(kernel.services.run)
+                    services = kernel.services = ClusterServices(system, routing)
+                    await nursery.start(services.run)
                     listeners = await nursery.start(
                         functools.partial(trio.serve_tcp, kernel.handle_incoming, port, host=host)
                     )
@@ -384,8 +389,8 @@ async def open_node(
                         if advertise is None:
                             advertise = "127.0.0.1" if address[0] in _ANY else address[0]
                         await nursery.start(discovery.run, advertise, address[1])
-                    node = Node(system, kernel, address, discovery)
-                    log.info("node %r (id %d) listening on %s:%d", name, node.node_id, *address)
+                    node = Node(system, kernel, spawner, address, discovery)
+                    log.info("node %r listening on %s:%d", name, *address)
                     try:
                         yield node
                     except BaseException as exc:
@@ -424,10 +429,3 @@ def _collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
         else:
             leaves.append(exc)
     return leaves[0] if len(leaves) == 1 else group
-
-
-def _install_cluster_services(system: ActorSystem, kernel: NetKernel) -> None:
-    """Wire the global registry and process groups into the kernel."""
-    from .services import ClusterServices
-
-    kernel.services = ClusterServices(system, kernel)

@@ -30,7 +30,7 @@ from .globals import GLOBAL_RECORDS, GlobalRegistry, Resolver
 from .groups import PG_RECORDS, ProcessGroups
 
 if TYPE_CHECKING:
-    from ..runtime.system import ActorSystem
+    from ..otp.system import ActorSystem
 
 __all__ = ["ClusterServices", "ClusterTransport"]
 

@@ -9,11 +9,14 @@ the server, so a dead or dying server fails the call at once.
 from __future__ import annotations
 
 import logging
-from typing import Any, Final, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
 
 from ..runtime.messages import GEN_CALL, GEN_CAST, Exit
-from ..runtime.system import ActorSystem, Context, _ExitActor
+from ..runtime.process import _ExitActor
 from ..wire.terms import Pid, Ref
+
+if TYPE_CHECKING:
+    from .system import ActorSystem, Context
 
 __all__ = ["NO_REPLY", "Caller", "GenServer"]
 

@@ -23,9 +23,17 @@ from typing import Any, Final, Literal, TypeAlias
 import attrs
 import trio
 
-from ..errors import ConnectionFailed, NameTaken, NotSerializable, SpawnFailed, StartFailed
+from ..errors import (
+    ConnectionFailed,
+    NameTaken,
+    NoProc,
+    NotSerializable,
+    SpawnFailed,
+    StartFailed,
+)
 from ..runtime.messages import GEN_CALL, Down, Exit
-from ..runtime.system import ActorFn, Context, _ExitActor
+from ..runtime.process import ActorFn, Process, _ExitActor
+from ..wire.names import parse_node
 from ..wire.terms import Pid
 from .gen_server import GenServer, _serve
 
@@ -81,20 +89,15 @@ def _to_nodes(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
     if value is None:
         return None
     nodes = (value,) if isinstance(value, str) else tuple(value)
-    if not nodes or not all(isinstance(n, str) and _node_name_ok(n) for n in nodes):
-        raise ValueError(
-            "nodes must be a node name or a non-empty list of them ('name' or "
-            f"'name@host:port'), not {value!r}"
-        )
+    if not nodes or not all(isinstance(n, str) for n in nodes):
+        raise ValueError(f"nodes must be a node name or a non-empty list of them, not {value!r}")
+    for node in nodes:
+        try:
+            if parse_node(node).alive is None:
+                raise ValueError(f"{node!r} names no node")
+        except ValueError as exc:
+            raise ValueError(f"nodes: {exc}") from None
     return nodes
-
-
-def _node_name_ok(text: str) -> bool:
-    name, at, where = text.partition("@")
-    if not at:
-        return bool(name)
-    _host, colon, port = where.rpartition(":")
-    return bool(name) and bool(colon) and port.isdigit()
 
 
 @attrs.frozen
@@ -246,11 +249,9 @@ class _State:
         return len(times) <= self.spec.max_restarts
 
 
-def _which_children(ctx: Context) -> list[tuple[Any, Pid | None, str]]:
+def _which_children(ctx: Process) -> list[tuple[Any, Pid | None, str]]:
     state = ctx._ext
     if not isinstance(state, _State):
-        from ..errors import NoProc
-
         raise NoProc(f"{ctx.pid} is not a supervisor")
     return [(c.spec.id, c.pid, c.spec.restart) for c in state.children]
 
@@ -261,7 +262,7 @@ def _clean(reason: Any) -> bool:
     )
 
 
-async def _start_remote(ctx: Context, spec: ChildSpec) -> Pid:
+async def _start_remote(ctx: Process, spec: ChildSpec) -> Pid:
     """Start a child on the first candidate node that is up and starts it."""
     assert isinstance(spec.start, str) and spec.nodes is not None
     what = f"child {spec.id!r}"
@@ -296,7 +297,7 @@ async def _start_remote(ctx: Context, spec: ChildSpec) -> Pid:
     raise StartFailed(("spawn_failed", "; ".join(problems)), what)
 
 
-async def _start_child(ctx: Context, child: _Child) -> None:
+async def _start_child(ctx: Process, child: _Child) -> None:
     spec = child.spec
     system = ctx.system
     start = spec.start
@@ -335,7 +336,7 @@ async def _start_child(ctx: Context, child: _Child) -> None:
     child.pid = pid
 
 
-async def _stop_child(ctx: Context, child: _Child) -> None:
+async def _stop_child(ctx: Process, child: _Child) -> None:
     """Stop one child and wait until it has really ended."""
     pid = child.pid
     if pid is None:
@@ -373,18 +374,18 @@ async def _stop_child(ctx: Context, child: _Child) -> None:
     ctx._flush(lambda m: type(m) is Exit and m.pid == pid)
 
 
-async def _stop_all(ctx: Context, state: _State) -> None:
+async def _stop_all(ctx: Process, state: _State) -> None:
     for child in reversed(state.children):
         await _stop_child(ctx, child)
     state.children = [c for c in state.children if c.spec.restart != "temporary"]
 
 
-async def _give_up(ctx: Context, state: _State) -> None:
+async def _give_up(ctx: Process, state: _State) -> None:
     await _stop_all(ctx, state)
     raise _ExitActor("shutdown")
 
 
-async def _restart(ctx: Context, state: _State, children: list[_Child]) -> None:
+async def _restart(ctx: Process, state: _State, children: list[_Child]) -> None:
     for child in children:
         while True:
             try:
@@ -399,7 +400,7 @@ async def _restart(ctx: Context, state: _State, children: list[_Child]) -> None:
                     await _give_up(ctx, state)
 
 
-async def _child_exited(ctx: Context, state: _State, child: _Child, reason: Any) -> None:
+async def _child_exited(ctx: Process, state: _State, child: _Child, reason: Any) -> None:
     child.pid = None
     restart = child.spec.restart
     if restart == "temporary":
@@ -435,7 +436,7 @@ async def _child_exited(ctx: Context, state: _State, child: _Child, reason: Any)
     await _restart(ctx, state, again)
 
 
-async def _supervise(ctx: Context, spec: SupervisorSpec) -> None:
+async def _supervise(ctx: Process, spec: SupervisorSpec) -> None:
     ctx.trap_exits = True
     state = _State(spec)
     ctx._ext = state

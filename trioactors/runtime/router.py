@@ -29,7 +29,9 @@ class Router(Protocol):
     """What a node provides to an ActorSystem for non-local destinations."""
 
     def send(self, to: Pid, msg: Any) -> None:
-        """Deliver `msg` to the remote pid `to` (drop it if unreachable).
+        """Deliver the message `msg` to the remote pid `to` (drop it if
+        unreachable). Only messages: signals have methods of their own, so a
+        user's own `ta.Down` or `ta.Exit` value travels as the message it is.
 
         The one exception to "never raises": `ta.NotSerializable` when `msg`
         cannot cross nodes, raised at the sender as the API promises."""
@@ -50,6 +52,11 @@ class Router(Protocol):
         """An exit signal from `sender` to `remote`. `link=True` means the signal
         is `sender`'s death propagating over a link (the peer removes the link
         and applies Erlang's link semantics); `False` is an explicit `exit/2`."""
+
+    def down(self, watcher: Pid, ref: Ref, target: Pid | RemoteName, reason: Any) -> None:
+        """The local `target` that remote `watcher` monitored (`ref`) ended with
+        `reason` (``noproc``: it was not alive when the monitor came): the
+        peer clears the monitor and delivers `Down(ref, target, reason)`."""
 
     def monitor(self, watcher: Pid, ref: Ref, target: Pid | RemoteName) -> None:
         """Ask the target's node to send `Down(ref, target, reason)` to `watcher`
@@ -104,7 +111,7 @@ class RemoteSignals(Protocol):
     """
 
     def deliver(self, to: Pid, msg: Any) -> None:
-        """A message for a local pid (dropped if dead or of another incarnation)."""
+        """A message for a local pid (dropped if dead or of an earlier incarnation)."""
 
     def deliver_named(self, name: str, msg: Any) -> None:
         """A message for a locally registered name (dropped if unknown)."""
@@ -121,7 +128,7 @@ class RemoteSignals(Protocol):
 
     def remote_monitor(self, watcher: Pid, ref: Ref, target: Pid | str) -> None:
         """A remote `watcher` monitors local `target` (a pid or registered name);
-        the system sends `Down` through `router.send(watcher, ...)` when it ends,
+        the system answers through `router.down(watcher, ...)` when it ends,
         at once with `noproc` if it is already dead."""
 
     def remote_demonitor(self, ref: Ref) -> None:
@@ -131,7 +138,7 @@ class RemoteSignals(Protocol):
         """A remote monitored target ended: clear the monitor and deliver
         `Down(ref, target, reason)` to `watcher`."""
 
-    def node_down(self, node_id: int, reason: Any = "noconnection") -> None:
-        """The connection to node `node_id` is lost: every link to its pids fires
+    def node_down(self, node_name: str, reason: Any = "noconnection") -> None:
+        """The connection to node `node_name` is lost: every link to its pids fires
         `Exit`/kills with `reason`, every monitor of its pids delivers `Down`
         with `reason`, and monitors held by its pids on local actors are dropped."""

@@ -1,446 +1,102 @@
-"""The local actor runtime: processes, exit signals, links, monitors, timers.
+"""The local actor runtime: the process table, exit signals, links, monitors, timers.
 
-An `ActorSystem` owns one trio nursery. Every actor is a task of that nursery
+A `System` owns one trio nursery. Every actor is a task of that nursery
 running inside its own cancel scope; exit signals that end an actor cancel that
 scope. The process table, the registry and the timers belong to the system
 object (no module-level state), so several systems can live in one program.
 
-Pids and refs of this system carry `node == 0` and `serial == incarnation`.
-Anything addressed elsewhere goes through the `Router` a node installs with
-`set_router`; the node calls back through the `RemoteSignals` methods at the
-end of `ActorSystem`. This module never imports the distribution layer.
+A system has a node name (``nonode@nohost`` until a node owns it) and a
+creation; its pids and refs carry both, so they are absolute (see
+`trioactors.wire.terms`). Anything addressed to another node goes through
+the `Router` a node installs with `set_router`; the node calls back through
+the `RemoteSignals` methods at the end of `System`. This module never imports
+the distribution layer, nor the OTP behaviours (`trioactors.otp` builds
+`ta.ActorSystem` on top of `System`).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-import math
+import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 import outcome
 import trio
 
-from ..errors import ActorExited, CallFailed, CallTimeout, NoProc, StartFailed, SystemClosed
-from ..wire.terms import LOCAL_NODE, Pid, Ref, _Counter, node_id_for
-from .mailbox import Mailbox
-from .messages import GEN_CALL, GEN_CAST, Crash, Down, Exit, NodeDown, TimerRef
+from ..errors import ActorExited, NoProc, StartFailed, SystemClosed
+from ..wire.terms import NO_NODE, Pid, Ref, intern_node
+from .messages import GEN_CAST, Crash, Down, Exit, TimerRef
+from .process import KILLED, NORMAL, ActorFn, Dest, Process, _classify, _Started
 from .registry import Registry
 from .router import RemoteName, RemoteSignals, Router
 
-if TYPE_CHECKING:
-    from ..otp.gen_server import GenServer
-    from ..otp.supervisor import ChildSpec, Strategy, SupervisorSpec
-
-__all__ = ["ActorFn", "ActorSystem", "Context", "Dest", "open_actor_system"]
+__all__ = ["GLOBAL", "System", "open_system"]
 
 logger = logging.getLogger("trioactors")
-
-#: Where a message can go: a Pid, a locally registered name, or ``(name, node_name)``.
-Dest: TypeAlias = "Pid | str | tuple[str, str]"
-#: An actor: ``async def fn(ctx, *args)``.
-ActorFn: TypeAlias = Callable[..., Awaitable[Any]]
 
 _reschedule = trio.lowlevel.reschedule
 _Value = outcome.Value
 
-NORMAL: Final = "normal"
-KILLED: Final = "killed"
 #: First element of the ``("global", name)`` destination.
 GLOBAL: Final = "global"
-_MISSING: Any = object()
+_WORD: Final = 2**32
+_S = TypeVar("_S", bound="System")
 
 
-class _ExitActor(BaseException):
-    """Raised by `Context.exit(reason)`: ends the actor with `reason`.
-
-    A BaseException so that a user's ``except Exception`` does not swallow it.
-    """
-
-    def __init__(self, reason: Any) -> None:
-        super().__init__(reason)
-        self.reason = reason
+def _node_of(target: Pid | RemoteName) -> str:
+    return target.node if isinstance(target, Pid) else target[1]
 
 
-class _Started:
-    """One-shot report from a starting process (gen_server init, supervisor)."""
-
-    __slots__ = ("auto", "event", "failed", "reason")
-
-    def __init__(self, auto: bool = False) -> None:
-        # auto: started as soon as the actor function begins to run (plain
-        # actors); otherwise the process reports it (gen_server after init).
-        self.auto = auto
-        self.event = trio.Event()
-        self.failed = False
-        self.reason: Any = None
-
-    def ok(self) -> None:
-        self.event.set()
-
-    def fail(self, reason: Any) -> None:
-        if not self.event.is_set():
-            self.failed = True
-            self.reason = reason
-            self.event.set()
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        out: list[BaseException] = []
-        for sub in exc.exceptions:
-            out.extend(_leaves(sub))
-        return out
-    return [exc]
-
-
-def _classify(exc: BaseException) -> tuple[Any, bool]:
-    """(exit reason, must re-raise) of an exception that ended an actor."""
-    if isinstance(exc, _ExitActor):
-        return exc.reason, False
-    leaves = _leaves(exc)
-    fatal = any(
-        not isinstance(e, Exception | trio.Cancelled | _ExitActor) for e in leaves
-    )  # KeyboardInterrupt, SystemExit: the program is going down
-    if any(isinstance(e, Exception) for e in leaves):
-        return Crash.from_exception(exc), fatal
-    for e in leaves:
-        if isinstance(e, _ExitActor):
-            return e.reason, fatal
-    return KILLED, fatal
-
-
-def _node_of(target: Pid | RemoteName) -> int:
-    if isinstance(target, Pid):
-        return target.node
-    return node_id_for(target[1])
-
-
-class Context(Mailbox):
-    """An actor's view of itself: its pid, mailbox, links, monitors and signals.
-
-    Actor functions get one as their first argument; `system.actor()` gives one
-    to any task. All methods except `receive`/`call` are synchronous.
-    """
-
-    __slots__ = (
-        "_cleanup_scope",
-        "_endpoint",
-        "_ext",
-        "_killed",
-        "_links",
-        "_monitored_by",
-        "_monitors",
-        "_named",
-        "_node_monitors",
-        "_on_exit",
-        "_parent",
-        "_reason",
-        "_scope",
-        "_started",
-        "_supervised",
-        "alive",
-        "pid",
-        "system",
-        "trap_exits",
-    )
-
-    def __init__(self, system: ActorSystem, pid: Pid) -> None:
-        # Mailbox fields set inline: spawning is hot and a super() call costs.
-        self._queue = None
-        self._saved = None
-        self._waiter = None
-        self._burst = 0
-        self._dying = False
-        self.system = system
-        self.pid = pid
-        #: Exit signals (other than `kill`) arrive as `ta.Exit` messages when True.
-        self.trap_exits = False
-        self.alive = True
-        self._links: set[Pid] | None = None
-        # Monitors this actor holds: ref -> target (a Pid or a remote name).
-        self._monitors: dict[Ref, Pid | RemoteName] | None = None
-        # Monitors on this actor: ref -> (watcher, what the Down names).
-        self._monitored_by: dict[Ref, tuple[Pid, Any]] | None = None
-        self._node_monitors: list[str] | None = None
-        self._scope: trio.CancelScope | None = None
-        self._cleanup_scope: trio.CancelScope | None = None
-        self._reason: Any = None
-        self._killed = False
-        self._on_exit: Callable[[Any], Awaitable[None]] | None = None
-        self._parent: Pid | None = None
-        self._supervised = False
-        self._endpoint = False
-        self._named = False
-        self._started: _Started | None = None
-        self._ext: Any = None
-
-    def __repr__(self) -> str:
-        return f"<Context {self.pid}>"
-
-    # -- messages
-
-    def send(self, dest: Dest, msg: Any) -> None:
-        """Send `msg` to `dest`; never blocks, never raises for a dead pid."""
-        self.system.send(dest, msg)
-
-    def cast(self, dest: Dest, request: Any) -> None:
-        """Send a gen_server cast (no reply)."""
-        self.system.send(dest, (GEN_CAST, request))
-
-    async def call(self, dest: Dest, request: Any, timeout: float | None = 5.0) -> Any:  # noqa: ASYNC109
-        """Call a gen_server and return its reply.
-
-        Raises `ta.CallTimeout` after `timeout` seconds (None waits forever) and
-        `ta.CallFailed(reason)` as soon as the server is or goes down (or is
-        this very actor: ``calling_self``, which could never be answered).
-        """
-        if self._is_me(dest):
-            raise CallFailed("calling_self", dest)
-        ref = self.monitor(dest)
-        self.system.send(dest, (GEN_CALL, (self.pid, ref), request))
-
-        def match(m: Any) -> bool:
-            t = type(m)
-            if t is tuple:
-                return len(m) == 2 and (m[0] is ref or m[0] == ref)
-            return t is Down and m.ref == ref
-
-        try:
-            msg = await self.receive(match=match, timeout=timeout)
-        except trio.TooSlowError:
-            self.demonitor(ref, flush=True)
-            raise CallTimeout(dest, timeout or 0.0) from None
-        if type(msg) is Down:
-            raise CallFailed(msg.reason, dest)
-        self.demonitor(ref, flush=True)
-        return msg[1]
-
-    def _is_me(self, dest: Any) -> bool:
-        if type(dest) is Pid:
-            return dest.id == self.pid.id and dest.node == LOCAL_NODE
-        if type(dest) is str:
-            return self.system.registry.whereis(dest) == self.pid
-        return False
-
-    # -- processes
-
-    def spawn(self, fn: ActorFn, *args: Any, link: bool = False, name: str | None = None) -> Pid:
-        """Start actor `fn(ctx, *args)`; linked to this actor if `link`."""
-        return self.system._spawn(fn, args, name=name, parent=self, link=link).pid
-
-    async def start_server(
-        self, cls: type[GenServer], *args: Any, name: str | None = None, link: bool = False
-    ) -> Pid:
-        """Start a gen_server (see `ActorSystem.start_server`), optionally linked."""
-        from ..otp.gen_server import _serve
-
-        return await self.system._start(_serve, (cls, args), name=name, parent=self, link=link)
-
-    def link(self, pid: Pid) -> None:
-        """Link to `pid`: when either ends, the other gets an exit signal.
-
-        Linking to a dead pid delivers an exit signal with reason ``noproc``.
-        """
-        if pid == self.pid:
-            return
-        system = self.system
-        where = system._where(pid)
-        if self._links is None:
-            self._links = set()
-        self._links.add(pid)
-        if isinstance(where, Context):
-            if where._links is None:
-                where._links = set()
-            where._links.add(self.pid)
-        elif where is None:
-            self._exit_signal(pid, "noproc", True)
-        elif isinstance(where, Pid) and system._router is not None:
-            system._router.link(self.pid, where)
-        else:
-            self._exit_signal(pid, "noconnection", True)
-
-    def unlink(self, pid: Pid) -> None:
-        """Remove a link (both directions); no exit signal will come from it."""
-        if self._links is None or pid not in self._links:
-            return
-        self._links.discard(pid)
-        system = self.system
-        where = system._where(pid)
-        if isinstance(where, Context):
-            if where._links is not None:
-                where._links.discard(self.pid)
-        elif isinstance(where, Pid) and system._router is not None:
-            system._router.unlink(self.pid, where)
-
-    def monitor(self, dest: Dest) -> Ref:
-        """Watch `dest`: a `ta.Down(ref, dest, reason)` message arrives when it
-        ends (at once with ``noproc`` if it is not alive)."""
-        system = self.system
-        ref = Ref(LOCAL_NODE, system._refs.next(), system.incarnation)
-        where = system._where(dest)
-        if isinstance(where, Context):
-            if self._monitors is None:
-                self._monitors = {}
-            self._monitors[ref] = where.pid
-            if where._monitored_by is None:
-                where._monitored_by = {}
-            where._monitored_by[ref] = (self.pid, dest)
-        elif where is None:
-            self._deliver(Down(ref, dest, "noproc"))
-        elif system._router is not None:
-            if self._monitors is None:
-                self._monitors = {}
-            self._monitors[ref] = where
-            system._router.monitor(self.pid, ref, where)
-        else:
-            self._deliver(Down(ref, dest, "noconnection"))
-        return ref
-
-    def demonitor(self, ref: Ref, *, flush: bool = False) -> bool:
-        """Cancel a monitor; True if it was active. With `flush`, also remove
-        its `Down` message if it has already arrived."""
-        mons = self._monitors
-        target = mons.pop(ref, None) if mons else None
-        if target is None:
-            if flush:
-                self._flush(lambda m: type(m) is Down and m.ref == ref)
-            return False
-        system = self.system
-        if isinstance(target, Pid) and target.node == LOCAL_NODE:
-            proc = system._procs.get(target.id)
-            if proc is not None and proc._monitored_by is not None:
-                proc._monitored_by.pop(ref, None)
-        elif system._router is not None:
-            system._router.demonitor(self.pid, ref, target)
-        return True
-
-    def monitor_node(self, node_name: str) -> None:
-        """Get `ta.NodeDown(node_name, reason)` when the connection to that node
-        is lost (at once, ``noconnection``, if it cannot be reached)."""
-        router = self.system._router
-        if router is None:
-            self._deliver(NodeDown(node_name, "noconnection"))
-            return
-        if self._node_monitors is None:
-            self._node_monitors = []
-        self._node_monitors.append(node_name)
-        router.monitor_node(self.pid, node_name)
-
-    def demonitor_node(self, node_name: str) -> None:
-        """Cancel one `monitor_node(node_name)`."""
-        if self._node_monitors and node_name in self._node_monitors:
-            self._node_monitors.remove(node_name)
-            router = self.system._router
-            if router is not None:
-                router.demonitor_node(self.pid, node_name)
-
-    def register(self, name: str) -> None:
-        """Register this actor as `name` (`ta.NameTaken` if taken)."""
-        self.system.register(name, self.pid)
-
-    @overload
-    def exit(self, reason: Any, /) -> NoReturn: ...
-
-    @overload
-    def exit(self, pid: Pid, reason: Any, /) -> None: ...
-
-    def exit(self, a: Any, b: Any = _MISSING, /) -> None:
-        """``exit(reason)`` ends this actor with `reason` (raises; never returns).
-        ``exit(pid, reason)`` sends an exit signal to `pid` from this actor."""
-        if b is _MISSING:
-            raise _ExitActor(a)
-        self.system._send_exit(self.pid, a, b)
-
-    def send_after(self, seconds: float, dest: Dest, msg: Any) -> TimerRef:
-        """Send `msg` to `dest` in `seconds` (see `ActorSystem.send_after`)."""
-        return self.system.send_after(seconds, dest, msg)
-
-    @property
-    def parent(self) -> Pid | None:
-        """The pid of the actor that spawned this one, if any."""
-        return self._parent
-
-    # -- signals (internal)
-
-    def _exit_signal(self, sender: Pid, reason: Any, link: bool) -> None:
-        if not self.alive:
-            return
-        if link:
-            links = self._links
-            if not links or sender not in links:
-                return  # the link was removed: the signal is void
-            links.discard(sender)
-        elif reason == "kill":
-            self._die(KILLED, kill=True)
-            return
-        if self.trap_exits:
-            self._deliver(Exit(sender, reason))
-        elif reason == NORMAL:
-            if not link and sender == self.pid:
-                self._die(NORMAL)
-        else:
-            self._die(reason)
-
-    def _die(self, reason: Any, *, kill: bool = False) -> None:
-        if kill:
-            self._killed = True
-            self._reason = KILLED
-            self._dying = True
-            if self._cleanup_scope is not None:
-                self._cleanup_scope.cancel()
-        elif self._dying:
-            return  # the first reason wins
-        else:
-            self._dying = True
-            self._reason = reason
-        if self._scope is not None:
-            self._scope.cancel()
-
-    def _started_ok(self) -> None:
-        if self._started is not None:
-            self._started.ok()
-
-
-class ActorSystem:
+class System:
     """A set of actors sharing a process table, a registry and timers.
 
-    Made by `open_actor_system()`; every method is synchronous except `join`,
-    `call`, `start_server` and `start_supervisor`.
+    The runtime core of `ta.ActorSystem` (which adds the OTP behaviours);
+    every method is synchronous except `join`, `call` and `actor()`.
     """
+
+    #: The class of the processes this system makes (the OTP layer's `ta.Context`).
+    process_class: ClassVar[type[Process]] = Process
 
     def __init__(
         self,
         nursery: trio.Nursery,
         *,
-        incarnation: int = 0,
+        node_name: str = NO_NODE,
+        creation: int | None = None,
         shutdown_timeout: float = 5.0,
     ) -> None:
+        if creation is None:
+            # Two local systems of one program must not make equal pids.
+            creation = secrets.randbits(32) or 1
+        if not isinstance(creation, int) or not 0 <= creation < 2**32:
+            raise ValueError(f"creation must be an int in 0..2**32-1, got {creation!r}")
         self._nursery = nursery
-        #: Serial of this system's pids and refs (a node's creation number).
-        self.incarnation = incarnation
-        #: This node's name once a node owns the system; None for a local system.
-        self.node_name: str | None = None
+        #: The name of the node this system is (``nonode@nohost`` when local only).
+        self.node_name = intern_node(node_name)
+        #: Which incarnation of the node this is: part of every pid and ref.
+        self.creation = creation
         #: Sender of the exit signals the system itself sends (`system.exit`).
-        self.pid = Pid(LOCAL_NODE, 0, incarnation)
+        self.pid = Pid(self.node_name, 0, 0, creation)
         self.shutdown_timeout = shutdown_timeout
         self.registry = Registry()
-        self._procs: dict[int, Context] = {}
-        self._ids = _Counter(1)
-        self._refs = _Counter(1)
-        self._timer_ids = _Counter(1)
+        self._procs: dict[int, Process] = {}
+        self._ids = itertools.count(1)
+        self._refs = itertools.count(1)
+        self._timer_ids = itertools.count(1)
         self._timers: dict[int, trio.CancelScope] = {}
         self._router: Router | None = None
-        self._remote_monitored: dict[Ref, Context] = {}
+        self._remote_monitored: dict[Ref, Process] = {}
         self._n_actors = 0
         self._idle: trio.Event | None = None
         self._closing = False
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"<ActorSystem incarnation={self.incarnation} actors={self._n_actors}>"
+        return f"<{type(self).__name__} {self.node_name} actors={self._n_actors}>"
 
     def set_router(self, router: Router | None) -> None:
         """Install (or remove) the router that carries non-local destinations."""
@@ -451,10 +107,37 @@ class ActorSystem:
         """The installed router, if any."""
         return self._router
 
+    # -- pids and refs
+
+    def is_local(self, pid: Pid) -> bool:
+        """True when `pid` names an actor of this system (alive or not): same
+        node name and same creation."""
+        return pid.creation == self.creation and pid.node == self.node_name
+
+    def _new_pid(self) -> tuple[Pid, int]:
+        n = next(self._ids)
+        if n < _WORD:
+            return Pid(self.node_name, n, 0, self.creation), n
+        # Erlang's pid fields are 32 bits: the serial carries the high part.
+        return Pid(self.node_name, n % _WORD, n // _WORD, self.creation), n
+
+    def _new_ref(self) -> Ref:
+        n = next(self._refs)
+        if n < _WORD:
+            return Ref(self.node_name, self.creation, (n,))
+        return Ref.of(self.node_name, self.creation, n)
+
+    def _local_process(self, pid: Pid) -> Process | None:
+        """The live local process `pid` names, if any (None for another node's
+        pid, an earlier incarnation's, or a dead actor's)."""
+        if pid.creation != self.creation or pid.node != self.node_name:
+            return None
+        return self._procs.get(pid.id + pid.serial * _WORD if pid.serial else pid.id)
+
     # -- destinations
 
-    def _where(self, dest: Any) -> Context | Pid | RemoteName | None:
-        """Resolve a destination: a live local Context, a non-local target for
+    def _where(self, dest: Any) -> Process | Pid | RemoteName | None:
+        """Resolve a destination: a live local process, a non-local target for
         the router (a Pid or ``(name, node)``), or None (local and not alive).
 
         The one place destinations are parsed: a Pid, a local name, ``(name,
@@ -462,14 +145,15 @@ class ActorSystem:
         locally registered ``"global"`` is reachable by its plain name only).
         """
         if isinstance(dest, Pid):
-            if dest.node == LOCAL_NODE:
-                if dest.serial != self.incarnation:
+            if dest.node == self.node_name:
+                if dest.creation != self.creation:
+                    logger.debug("%r is a pid of an earlier incarnation of this node", dest)
                     return None
-                return self._procs.get(dest.id)
+                return self._local_process(dest)
             return dest
         if isinstance(dest, str):
             pid = self.registry.whereis(dest)
-            return None if pid is None else self._procs.get(pid.id)
+            return None if pid is None else self._local_process(pid)
         if (
             isinstance(dest, tuple)
             and len(dest) == 2
@@ -481,9 +165,9 @@ class ActorSystem:
                 # ("global", name): a cluster-wide name, resolved by the node.
                 pid = None if self._router is None else self._router.whereis_global(node)
                 return None if pid is None else self._where(pid)
-            if self._router is None or self._router.is_self(node):
+            if node == self.node_name or (self._router is not None and self._router.is_self(node)):
                 pid = self.registry.whereis(name)
-                return None if pid is None else self._procs.get(pid.id)
+                return None if pid is None else self._local_process(pid)
             return (name, node)
         raise TypeError(
             "a destination is a Pid, a registered name (str), (name, node_name) or "
@@ -493,29 +177,33 @@ class ActorSystem:
     def send(self, dest: Dest, msg: Any) -> None:
         """Send `msg` to `dest`: never blocks, never raises for a dead pid or an
         unknown name (the message is dropped, like Erlang's ``!``)."""
-        if type(dest) is Pid and dest.node == LOCAL_NODE:
-            if dest.serial == self.incarnation:
-                proc = self._procs.get(dest.id)
-                if proc is not None:
-                    waiter = proc._waiter
-                    if waiter is None:
-                        queue = proc._queue
-                        if queue is None:
-                            queue = proc._queue = deque()
-                        queue.append(msg)
-                    else:
-                        proc._waiter = None
-                        _reschedule(waiter, _Value(msg))
+        if (
+            type(dest) is Pid
+            and dest.node is self.node_name
+            and dest.creation == self.creation
+            and not dest.serial
+        ):
+            proc = self._procs.get(dest.id)
+            if proc is not None:
+                waiter = proc._waiter
+                if waiter is None:
+                    queue = proc._queue
+                    if queue is None:
+                        queue = proc._queue = deque()
+                    queue.append(msg)
+                else:
+                    proc._waiter = None
+                    _reschedule(waiter, _Value(msg))
             return
         where = self._where(dest)
         if where is None:
             return
-        if isinstance(where, Context):
+        if isinstance(where, Process):
             where._deliver(msg)
             return
         router = self._router
         if router is None:
-            logger.debug("dropping message for %s: no router installed", where)
+            logger.debug("dropping message for %s: this system is not a cluster node", where)
         elif isinstance(where, Pid):
             router.send(where, msg)
         else:
@@ -533,17 +221,17 @@ class ActorSystem:
         args: tuple[Any, ...],
         *,
         name: str | None = None,
-        parent: Context | None = None,
+        parent: Process | None = None,
         link: bool = False,
         supervised: bool = False,
         started: _Started | None = None,
-    ) -> Context:
+    ) -> Process:
         if self._closed:
             raise SystemClosed("the actor system has shut down; it starts no new actors")
-        pid = Pid(LOCAL_NODE, self._ids.next(), self.incarnation)
+        pid, key = self._new_pid()
         if name is not None:
             self.registry.register(name, pid)
-        ctx = Context(self, pid)
+        ctx = self.process_class(self, pid, key)
         if name is not None:
             ctx._named = True
         if parent is not None:
@@ -555,7 +243,7 @@ class ActorSystem:
                 parent._links.add(pid)
         ctx._supervised = supervised
         ctx._started = started
-        self._procs[pid.id] = ctx
+        self._procs[key] = ctx
         self._n_actors += 1
         self._nursery.start_soon(self._run, ctx, fn, args)
         return ctx
@@ -574,7 +262,7 @@ class ActorSystem:
         args: tuple[Any, ...],
         *,
         name: str | None = None,
-        parent: Context | None = None,
+        parent: Process | None = None,
         link: bool = False,
         supervised: bool = False,
         what: str = "server",
@@ -595,7 +283,7 @@ class ActorSystem:
             raise StartFailed(started.reason, what)
         return ctx.pid
 
-    async def _run(self, ctx: Context, fn: ActorFn, args: tuple[Any, ...]) -> None:
+    async def _run(self, ctx: Process, fn: ActorFn, args: tuple[Any, ...]) -> None:
         reason: Any = NORMAL
         error: BaseException | None = None
         try:
@@ -637,46 +325,46 @@ class ActorSystem:
         if error is not None:
             raise error
 
-    def _log_crash(self, ctx: Context, crash: Crash, during: str = "") -> None:
+    def _log_crash(self, ctx: Process, crash: Crash, during: str = "") -> None:
         name = self.registry.name_of(ctx.pid)
         who = f"{ctx.pid} ({name})" if name else str(ctx.pid)
         when = f" in {during}" if during else ""
         logger.error("actor %s crashed%s: %s\n%s", who, when, crash, crash.traceback.rstrip())
 
-    def _finish(self, ctx: Context, reason: Any) -> None:
+    def _finish(self, ctx: Process, reason: Any) -> None:
         """The process has ended with `reason`: tell everyone, forget it."""
         ctx.alive = False
         pid = ctx.pid
-        del self._procs[pid.id]
+        del self._procs[ctx._key]
         if ctx._named:
             self.registry.forget(pid)
         if ctx._started is not None:
             ctx._started.fail(reason)
         router = self._router
+        local = self._local_process
         if ctx._links:
             for other in ctx._links:
-                if other.node == LOCAL_NODE:
-                    proc = self._procs.get(other.id)
-                    if proc is not None:
-                        proc._exit_signal(pid, reason, True)
-                elif router is not None:
+                proc = local(other)
+                if proc is not None:
+                    proc._exit_signal(pid, reason, True)
+                elif router is not None and not self.is_local(other):
                     router.exit(pid, other, reason, link=True)
             ctx._links = None
         if ctx._monitored_by:
             for ref, (watcher, label) in ctx._monitored_by.items():
-                if watcher.node == LOCAL_NODE:
-                    proc = self._procs.get(watcher.id)
+                if self.is_local(watcher):
+                    proc = local(watcher)
                     if proc is not None and proc._monitors and proc._monitors.pop(ref, None):
                         proc._deliver(Down(ref, label, reason))
                 else:
                     self._remote_monitored.pop(ref, None)
                     if router is not None:
-                        router.send(watcher, Down(ref, label, reason))
+                        router.down(watcher, ref, label, reason)
             ctx._monitored_by = None
         if ctx._monitors:
             for ref, target in ctx._monitors.items():
-                if isinstance(target, Pid) and target.node == LOCAL_NODE:
-                    proc = self._procs.get(target.id)
+                if isinstance(target, Pid) and self.is_local(target):
+                    proc = local(target)
                     if proc is not None and proc._monitored_by:
                         proc._monitored_by.pop(ref, None)
                 elif router is not None:
@@ -690,19 +378,21 @@ class ActorSystem:
             if self._n_actors == 0 and self._idle is not None:
                 self._idle.set()
 
-    def _new_endpoint(self) -> Context:
+    def _new_endpoint(self) -> Process:
         if self._closed:
             raise SystemClosed("the actor system has shut down")
-        ctx = Context(self, Pid(LOCAL_NODE, self._ids.next(), self.incarnation))
+        pid, key = self._new_pid()
+        ctx = self.process_class(self, pid, key)
         ctx._endpoint = True
-        self._procs[ctx.pid.id] = ctx
+        self._procs[key] = ctx
         return ctx
 
     @asynccontextmanager
     async def actor(
         self, *, name: str | None = None, trap_exits: bool = False
-    ) -> AsyncIterator[Context]:
-        """Let the current task act as an actor for the duration of the block.
+    ) -> AsyncIterator[Process]:
+        """Let the current task act as an actor for the duration of the block
+        (yields its `ta.Context`).
 
         If an exit signal ends it (a linked actor crashed, `exit(pid, ...)`),
         the block is cancelled and `ta.ActorExited(reason)` raised; with
@@ -740,7 +430,7 @@ class ActorSystem:
     def is_alive(self, pid: Pid) -> bool:
         """True while the local actor `pid` runs (also while it is ending)."""
         proc = self._where(pid)
-        return isinstance(proc, Context) and proc.alive
+        return isinstance(proc, Process) and proc.alive
 
     def processes(self) -> list[Pid]:
         """The pids of every live local actor, in spawn order."""
@@ -748,7 +438,7 @@ class ActorSystem:
 
     def _send_exit(self, sender: Pid, target: Any, reason: Any) -> None:
         where = self._where(target)
-        if isinstance(where, Context):
+        if isinstance(where, Process):
             where._exit_signal(sender, reason, False)
         elif isinstance(where, Pid) and self._router is not None:
             self._router.exit(sender, where, reason, link=False)
@@ -768,7 +458,7 @@ class ActorSystem:
         """Register live local actor `pid` as `name` (`ta.NameTaken` if either
         already has a name, `ta.NoProc` if it is not alive)."""
         proc = self._where(pid) if isinstance(pid, Pid) else None
-        if not isinstance(proc, Context):
+        if not isinstance(proc, Process):
             raise NoProc(f"cannot register {name!r}: {pid} is not a live local actor")
         self.registry.register(name, pid)
         proc._named = True
@@ -791,7 +481,7 @@ class ActorSystem:
         """Send `msg` to `dest` after `seconds`; returns a ref for `cancel_timer`."""
         if self._closed:
             raise SystemClosed("the actor system has shut down")
-        tref = TimerRef(self._timer_ids.next())
+        tref = TimerRef(next(self._timer_ids))
         scope = trio.CancelScope()
         self._timers[tref.id] = scope
         deadline = trio.current_time() + max(0.0, seconds)
@@ -814,7 +504,7 @@ class ActorSystem:
         scope.cancel()
         return True
 
-    # -- gen_server and supervisor entry points
+    # -- calls
 
     async def call(self, dest: Dest, request: Any, timeout: float | None = 5.0) -> Any:  # noqa: ASYNC109
         """Call a gen_server from any task (see `Context.call`)."""
@@ -823,49 +513,6 @@ class ActorSystem:
             return await ep.call(dest, request, timeout)
         finally:
             self._finish(ep, NORMAL)
-
-    async def start_server(self, cls: type[GenServer], *args: Any, name: str | None = None) -> Pid:
-        """Start gen_server `cls` with ``init(*args)``; returns once `init` has
-        returned. `ta.StartFailed` if `init` raises or the server exits."""
-        from ..otp.gen_server import _serve
-
-        return await self._start(_serve, (cls, args), name=name)
-
-    async def start_supervisor(
-        self,
-        children: Iterable[ChildSpec] | SupervisorSpec,
-        *,
-        strategy: Strategy = "one_for_one",
-        max_restarts: int = 3,
-        max_seconds: float = 5.0,
-        name: str | None = None,
-    ) -> Pid:
-        """Start a supervisor; returns once every child has started in order.
-
-        `ta.StartFailed` if a child fails to start (the ones started are
-        stopped first).
-        """
-        from ..otp.supervisor import SupervisorSpec, _supervise
-
-        if isinstance(children, SupervisorSpec):
-            spec = children
-        else:
-            spec = SupervisorSpec(
-                tuple(children),
-                strategy=strategy,
-                max_restarts=max_restarts,
-                max_seconds=max_seconds,
-            )
-        return await self._start(_supervise, (spec,), name=name, what="supervisor")
-
-    def which_children(self, sup: Pid | str) -> list[tuple[Any, Pid | None, str]]:
-        """``[(id, pid or None, restart), ...]`` of a local supervisor, in start order."""
-        from ..otp.supervisor import _which_children
-
-        proc = self._where(sup)
-        if not isinstance(proc, Context):
-            raise NoProc(f"{sup!r} is not a live local supervisor")
-        return _which_children(proc)
 
     # -- shutdown
 
@@ -897,21 +544,24 @@ class ActorSystem:
 
     # -- RemoteSignals: called by a node for signals arriving from peers
 
-    def _local(self, pid: Pid) -> Context | None:
-        if pid.node != LOCAL_NODE or pid.serial != self.incarnation:
-            return None
-        return self._procs.get(pid.id)
+    def _addressee(self, pid: Pid) -> Process | None:
+        """The live local process a peer's signal is for, or None (logged at
+        debug when the pid is of an earlier incarnation of this node)."""
+        proc = self._local_process(pid)
+        if proc is None and pid.node == self.node_name and pid.creation != self.creation:
+            logger.debug(
+                "dropping a signal for %r: a pid of an earlier incarnation of node %s",
+                pid,
+                self.node_name,
+            )
+        return proc
 
     def deliver(self, to: Pid, msg: Any) -> None:
-        """A message from a peer for local pid `to` (dropped if not alive)."""
-        proc = self._local(to)
-        if proc is None:
-            return
-        if type(msg) is Down:
-            # The Down of a remote monitor: it must not outlive a demonitor.
-            if not proc._monitors or proc._monitors.pop(msg.ref, None) is None:
-                return
-        proc._deliver(msg)
+        """A message from a peer for local pid `to` (dropped if not alive or of
+        an earlier incarnation)."""
+        proc = self._addressee(to)
+        if proc is not None:
+            proc._deliver(msg)
 
     def deliver_named(self, name: str, msg: Any) -> None:
         """A message from a peer for the locally registered `name`."""
@@ -921,7 +571,7 @@ class ActorSystem:
 
     def remote_link(self, local: Pid, remote: Pid) -> None:
         """A peer linked `remote` to `local` (answers ``noproc`` if `local` is dead)."""
-        proc = self._local(local)
+        proc = self._addressee(local)
         if proc is None:
             if self._router is not None:
                 self._router.exit(local, remote, "noproc", link=True)
@@ -932,28 +582,28 @@ class ActorSystem:
 
     def remote_unlink(self, local: Pid, remote: Pid) -> None:
         """A peer removed its link between `remote` and `local`."""
-        proc = self._local(local)
+        proc = self._addressee(local)
         if proc is not None and proc._links:
             proc._links.discard(remote)
 
     def remote_exit(self, sender: Pid, local: Pid, reason: Any, *, link: bool) -> None:
         """An exit signal from remote `sender` for `local`."""
-        proc = self._local(local)
+        proc = self._addressee(local)
         if proc is not None:
             proc._exit_signal(sender, reason, link)
 
     def remote_monitor(self, watcher: Pid, ref: Ref, target: Pid | str) -> None:
         """Remote `watcher` monitors local `target` (a pid or a registered name)."""
         if isinstance(target, str):
-            label: Any = (target, self.node_name or "nonode@nohost")
+            label: Any = (target, self.node_name)
             pid = self.registry.whereis(target)
-            proc = None if pid is None else self._procs.get(pid.id)
+            proc = None if pid is None else self._local_process(pid)
         else:
             label = target
-            proc = self._local(target)
+            proc = self._addressee(target)
         if proc is None:
             if self._router is not None:
-                self._router.send(watcher, Down(ref, label, "noproc"))
+                self._router.down(watcher, ref, label, "noproc")
             return
         if proc._monitored_by is None:
             proc._monitored_by = {}
@@ -968,46 +618,52 @@ class ActorSystem:
 
     def remote_down(self, watcher: Pid, ref: Ref, target: Pid | RemoteName, reason: Any) -> None:
         """Remote monitored `target` ended (or its node is unreachable)."""
-        proc = self._local(watcher)
+        proc = self._addressee(watcher)
         if proc is not None and proc._monitors and proc._monitors.pop(ref, None) is not None:
             proc._deliver(Down(ref, target, reason))
 
-    def node_down(self, node_id: int, reason: Any = "noconnection") -> None:
-        """The connection to node `node_id` is lost: links to its pids fire,
+    def node_down(self, node_name: str, reason: Any = "noconnection") -> None:
+        """The connection to node `node_name` is lost: links to its pids fire,
         monitors of its pids deliver `Down`, its monitors on us are dropped."""
         for proc in list(self._procs.values()):
             if proc._links:
-                for other in [p for p in proc._links if p.node == node_id]:
+                for other in [p for p in proc._links if p.node == node_name]:
                     proc._exit_signal(other, reason, True)
             if proc._monitors:
                 for ref, target in list(proc._monitors.items()):
-                    if _node_of(target) == node_id:
+                    if _node_of(target) == node_name:
                         del proc._monitors[ref]
                         proc._deliver(Down(ref, target, reason))
             if proc._monitored_by:
                 for ref, (watcher, _label) in list(proc._monitored_by.items()):
-                    if watcher.node == node_id:
+                    if watcher.node == node_name:
                         del proc._monitored_by[ref]
                         self._remote_monitored.pop(ref, None)
 
 
 @asynccontextmanager
-async def open_actor_system(
-    *, incarnation: int = 0, shutdown_timeout: float = 5.0
-) -> AsyncIterator[ActorSystem]:
-    """Run an actor system for the duration of the block.
+async def open_system(
+    cls: type[_S],
+    *,
+    node_name: str = NO_NODE,
+    creation: int | None = None,
+    shutdown_timeout: float = 5.0,
+) -> AsyncIterator[_S]:
+    """Run a system of class `cls` for the duration of the block (see
+    `ta.open_actor_system`, which is this with the OTP system class).
 
     Leaving the block (normally or by an exception) sends ``shutdown`` to every
-    actor not under a supervisor (supervisors stop their children in reverse
-    start order), waits up to `shutdown_timeout` seconds for them to end, kills
-    what is left, and leaves no task behind. An exception from the block is
-    re-raised unchanged.
+    actor not under a supervisor, waits up to `shutdown_timeout` seconds for
+    them to end, kills what is left, and leaves no task behind. An exception
+    from the block is re-raised unchanged.
     """
-    if not isinstance(incarnation, int) or incarnation < 0 or math.isnan(shutdown_timeout):
-        raise ValueError("incarnation must be an int >= 0 and shutdown_timeout a number")
+    if not shutdown_timeout >= 0:
+        raise ValueError(f"shutdown_timeout must be a number >= 0, got {shutdown_timeout!r}")
     error: BaseException | None = None
     async with trio.open_nursery() as nursery:
-        system = ActorSystem(nursery, incarnation=incarnation, shutdown_timeout=shutdown_timeout)
+        system = cls(
+            nursery, node_name=node_name, creation=creation, shutdown_timeout=shutdown_timeout
+        )
         try:
             yield system
         except BaseException as exc:
@@ -1025,6 +681,6 @@ async def open_actor_system(
 
 if TYPE_CHECKING:
 
-    def _implements_remote_signals(system: ActorSystem) -> RemoteSignals:
-        # mypy proves here that ActorSystem satisfies the node's protocol.
+    def _implements_remote_signals(system: System) -> RemoteSignals:
+        # mypy proves here that System satisfies the node's protocol.
         return system

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, Protocol, TypeVar
 
 import attrs
 import cbor2
 
 from ..errors import NotSerializable, ProtocolError
 from .framing import encode_frame
-from .terms import LOCAL_NODE, Pid, Ref
+from .terms import Pid, Ref, intern_node
 
 __all__ = [
     "DEFAULT_REGISTRY",
@@ -142,35 +142,34 @@ def _rich_types() -> list[type[Any]]:
 class MessageCodec:
     """Encodes and decodes message payloads for one node.
 
-    Pids travel with real node ids: a local pid (`node == 0`) is written with
-    `local_node_id`, and a pid carrying `local_node_id` is read back as local,
-    so pids can be passed around the cluster and replied to from anywhere.
-    The serial (incarnation) travels as it is.
+    Pids and refs are absolute (`trioactors.wire.terms`): they travel as
+    they are, node name and creation included, so a pid can be passed around
+    the cluster and replied to from anywhere.
 
     A codec keeps one cbor2 encoder and small bounded caches of the bytes of
     pids and message envelopes it has written and of the pids it has read;
-    they are memos only, the bytes are the same with or without them.
+    they are memos only, the bytes are the same with or without them. Each
+    node owns its codec (nothing is shared between nodes of one process).
     """
 
-    def __init__(self, local_node_id: int, registry: MessageRegistry | None = None) -> None:
-        self.local_node_id = local_node_id
+    def __init__(self, registry: MessageRegistry | None = None) -> None:
         self.registry = registry or DEFAULT_REGISTRY
         encoders: dict[type[Any], Callable[[cbor2.CBOREncoder, Any], Any]] = {
             t: _refuse_encode for t in _rich_types()
         }
         encoders[tuple] = _enc_tuple
         encoders[Pid] = self._enc_pid
-        encoders[Ref] = self._enc_ref
+        encoders[Ref] = _enc_ref
         # One encoder for every message: cbor2.dumps() would set up its
         # encoder (hooks included) again for each one.
         self._encoder = cbor2.CBOREncoder(io.BytesIO(), encoders=encoders, default=self._default)
         self._to_bytes = self._encoder.encode_to_bytes
         self._pid_bytes: dict[Pid, bytes] = {}
         self._heads: dict[tuple[int, Pid | str], bytes] = {}
-        self._pids: dict[tuple[int, int, int], Pid] = {}
+        self._pids: dict[tuple[str, int, int, int], Pid] = {}
         decoders: dict[int, Callable[[Any, bool], Any]] = {t: _refuse for t in _CBOR2_BUILTIN_TAGS}
         decoders[TAG_PID] = self._dec_pid
-        decoders[TAG_REF] = self._dec_ref
+        decoders[TAG_REF] = _dec_ref
         decoders[TAG_TUPLE] = _dec_tuple
         decoders[TAG_MESSAGE] = self._dec_message
         self._decoders = decoders
@@ -182,15 +181,9 @@ class MessageCodec:
         # bytes are worth remembering.
         data = self._pid_bytes.get(pid)
         if data is None:
-            node = pid.node or self.local_node_id
-            data = cbor2.dumps(cbor2.CBORTag(TAG_PID, [node, pid.id, pid.serial]))
+            data = cbor2.dumps(cbor2.CBORTag(TAG_PID, [pid.node, pid.id, pid.serial, pid.creation]))
             _remember(self._pid_bytes, pid, data)
         enc.write(data)
-
-    def _enc_ref(self, enc: cbor2.CBOREncoder, ref: Ref) -> None:
-        node = ref.node or self.local_node_id
-        enc.encode_length(6, TAG_REF)
-        enc.encode_array((node, ref.id, ref.serial))
 
     def _lookup(self, name: str) -> type[Any] | None:
         # trioactors' own records (signals, cluster services) live in the
@@ -243,27 +236,25 @@ class MessageCodec:
     def _dec_pid(self, value: Any, immutable: bool) -> Pid:
         kind = type(value)
         # A tuple when the pid is (part of) a dict key.
-        if (kind is list or kind is tuple) and len(value) == 3:
-            node, id_, serial = value
+        if (kind is list or kind is tuple) and len(value) == 4:
+            node, id_, serial, creation = value
             if (
-                type(node) is int
+                type(node) is str
                 and type(id_) is int
                 and type(serial) is int
-                and 0 <= node < _U64
+                and type(creation) is int
+                and 0 < len(node) <= _MAX_NODE
                 and 0 <= id_ < _U64
                 and 0 <= serial < _U64
+                and 0 <= creation < _U64
             ):
-                key = (node, id_, serial)
+                key = (node, id_, serial, creation)
                 pid = self._pids.get(key)
                 if pid is None:
-                    pid = Pid(LOCAL_NODE if node == self.local_node_id else node, id_, serial)
+                    pid = Pid(intern_node(node), id_, serial, creation)
                     _remember(self._pids, key, pid)
                 return pid
         raise ValueError("malformed pid")
-
-    def _dec_ref(self, value: Any, immutable: bool) -> Ref:
-        node, id_, serial = _ids(value)
-        return Ref(LOCAL_NODE if node == self.local_node_id else node, id_, serial)
 
     def _dec_message(self, value: Any, immutable: bool) -> Any:
         if not isinstance(value, list | tuple) or len(value) != 2:
@@ -283,7 +274,7 @@ class MessageCodec:
                 data,
                 semantic_decoders=self._decoders,
                 tag_hook=_unknown_tag,
-                max_depth=200,
+                max_depth=_MAX_DEPTH,
                 allow_indefinite=False,
             )
         except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as exc:
@@ -292,6 +283,9 @@ class MessageCodec:
 
 
 _U64: Final = 2**64
+_U32: Final = 2**32
+_MAX_NODE: Final = 1024
+_MAX_DEPTH: Final = 200
 #: Entries kept by each of a codec's memo caches.
 _CACHE_SIZE: Final = 4096
 _K = TypeVar("_K")
@@ -326,31 +320,73 @@ def _dec_tuple(value: Any, immutable: bool) -> tuple[Any, ...]:
     raise ValueError("malformed tuple")
 
 
-def _ids(value: Any) -> tuple[int, int, int]:
-    if (
-        not isinstance(value, list | tuple)
-        or len(value) != 3
-        or not all(type(v) is int and 0 <= v < _U64 for v in value)
-    ):
-        raise ValueError("malformed pid/ref")
-    return value[0], value[1], value[2]
+def _enc_ref(enc: cbor2.CBOREncoder, ref: Ref) -> None:
+    enc.encode_length(6, TAG_REF)
+    enc.encode_array((ref.node, ref.creation, *ref.ids))
 
 
-# A codec for records that carry no pids of a particular node (EPMD, handshakes).
-_PLAIN: Final = MessageCodec(local_node_id=0)
+def _dec_ref(value: Any, immutable: bool) -> Ref:
+    if isinstance(value, list | tuple) and 3 <= len(value) <= 7:
+        node, creation, *ids = value
+        if (
+            type(node) is str
+            and 0 < len(node) <= _MAX_NODE
+            and type(creation) is int
+            and 0 <= creation < _U64
+            and all(type(w) is int and 0 <= w < _U32 for w in ids)
+        ):
+            return Ref(intern_node(node), creation, tuple(ids))
+    raise ValueError("malformed ref")
+
+
+#: Every tag cbor2 would decode natively, refused (never mutated).
+_PLAIN_DECODERS: Final[dict[int, Callable[[Any, bool], Any]]] = {
+    t: _refuse for t in _CBOR2_BUILTIN_TAGS
+}
+
+
+def _plain_default(encoder: cbor2.CBOREncoder, value: Any) -> None:
+    raise NotSerializable(f"{type(value).__qualname__} cannot go in a plain wire record")
 
 
 def dumps(obj: Any) -> bytes:
-    """CBOR bytes of a plain wire value (tuples, pids and refs kept as they are)."""
-    return _PLAIN.encode(obj)
+    """CBOR bytes of a plain wire value (EPMD and handshake records: None,
+    bool, int, float, str, bytes, list, dict); `NotSerializable` otherwise."""
+    try:
+        return cbor2.dumps(obj, default=_plain_default)
+    except NotSerializable:
+        raise
+    except _ENCODE_ERRORS as exc:
+        _raise_not_serializable(exc)
 
 
 def loads(data: bytes) -> Any:
-    """Decode `dumps()` output; `ProtocolError` for anything malformed."""
-    return _PLAIN.decode(data)
+    """Decode `dumps()` output (every CBOR tag refused); `ProtocolError` for
+    anything malformed."""
+    try:
+        return cbor2.loads(
+            data,
+            semantic_decoders=_PLAIN_DECODERS,
+            tag_hook=_unknown_tag,
+            max_depth=_MAX_DEPTH,
+            allow_indefinite=False,
+        )
+    except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as exc:
+        cause = exc.__cause__ or exc
+        raise ProtocolError(f"undecodable record: {cause}") from exc
 
 
 # --------------------------------------------------------------------------- records
+
+
+class Codec(Protocol):
+    """Anything that turns values into bytes and back (a `MessageCodec`)."""
+
+    def encode(self, obj: Any) -> bytes:
+        """The bytes of `obj`."""
+
+    def decode(self, data: bytes) -> Any:
+        """The value in `data`."""
 
 
 class RecordSet:
@@ -379,12 +415,12 @@ class RecordSet:
         self._by_code[code] = (cls, types)
         self._codes[cls] = (code, names)
 
-    def encode(self, codec: MessageCodec, record: Any) -> bytes:
+    def encode(self, codec: Codec, record: Any) -> bytes:
         """CBOR bytes of `record`; `NotSerializable` if a field cannot cross nodes."""
         code, names = self._codes[type(record)]
         return codec.encode([code, *[getattr(record, n) for n in names]])
 
-    def frame(self, codec: MessageCodec, record: Any) -> bytes:
+    def frame(self, codec: Codec, record: Any) -> bytes:
         """`encode` behind its frame header, ready for the socket."""
         return encode_frame(self.encode(codec, record))
 
@@ -392,12 +428,12 @@ class RecordSet:
         """The wire code of record class `cls`."""
         return self._codes[cls][0]
 
-    def frame_fields(self, codec: MessageCodec, cls: type[Any], *fields: Any) -> bytes:
+    def frame_fields(self, codec: Codec, cls: type[Any], *fields: Any) -> bytes:
         """The frame of a `cls` record with `fields`, without building the record
         (the hot path of message sends)."""
         return encode_frame(codec.encode([self._codes[cls][0], *fields]))
 
-    def decode(self, codec: MessageCodec, data: bytes) -> Any:
+    def decode(self, codec: Codec, data: bytes) -> Any:
         """The record in `data`; `ProtocolError` for anything malformed."""
         return self.from_value(codec.decode(data))
 

@@ -6,9 +6,9 @@ computed with the cookie:
 
 ```
 connector                                   acceptor
-  Hello(version, name, node_id, incarnation)   ->
+  Hello(version, name, creation)               ->
                                             (acceptor decides: accept / refuse)
-  <- Challenge(version, name, node_id, incarnation, challenge_a)  | Refuse(reason)
+  <- Challenge(version, name, creation, challenge_a)              | Refuse(reason)
   ChallengeReply(challenge_c, digest_c)        ->
                                             (checks digest_c)
   <- ChallengeAck(digest_a)                                        | Refuse("authentication")
@@ -20,7 +20,7 @@ the cookie never crosses the wire, a digest cannot be replayed on another
 connection, and one side's answer cannot be reflected back as the other's.
 
 Errors are raised from `receive_data` as exceptions (`AuthenticationFailed`,
-`NodeIdCollision`, `ConnectionFailed`, `ProtocolError`) after any refusal
+`ConnectionFailed`, `ProtocolError`) after any refusal
 frame has been queued: the shell sends `data_to_send()` best-effort and closes.
 """
 
@@ -35,15 +35,10 @@ from typing import Any, Final
 
 import attrs
 
-from ..errors import (
-    AuthenticationFailed,
-    ConnectionFailed,
-    NodeIdCollision,
-    ProtocolError,
-)
-from .cbor import MessageCodec, RecordSet, dumps
+from ..errors import AuthenticationFailed, ConnectionFailed, ProtocolError
+from .cbor import RecordSet, dumps, loads
 from .framing import FrameDecoder
-from .terms import node_id_for
+from .names import NodeAddress
 
 __all__ = [
     "HANDSHAKE_MAX_FRAME",
@@ -61,7 +56,8 @@ __all__ = [
     "Role",
 ]
 
-PROTOCOL_VERSION: Final = 1
+#: 2: absolute pids (node name and creation on the wire), no node ids.
+PROTOCOL_VERSION: Final = 2
 #: Handshake frames are tiny; anything bigger is hostile.
 HANDSHAKE_MAX_FRAME: Final = 4096
 _CHALLENGE_BYTES: Final = 32
@@ -88,8 +84,7 @@ class Hello:
 
     version: int
     name: str
-    node_id: int
-    incarnation: int
+    creation: int
 
 
 @attrs.frozen
@@ -98,8 +93,7 @@ class Challenge:
 
     version: int
     name: str
-    node_id: int
-    incarnation: int
+    creation: int
     challenge: bytes
 
 
@@ -127,13 +121,28 @@ class Refuse:
 
 
 RECORDS: Final = RecordSet()
-RECORDS.register(1, Hello, int, str, int, int)
-RECORDS.register(2, Challenge, int, str, int, int, bytes)
+RECORDS.register(1, Hello, int, str, int)
+RECORDS.register(2, Challenge, int, str, int, bytes)
 RECORDS.register(3, ChallengeReply, bytes, bytes)
 RECORDS.register(4, ChallengeAck, bytes)
 RECORDS.register(5, Refuse, str, str)
 
-_CODEC: Final = MessageCodec(local_node_id=0)
+
+class _PlainCodec:
+    """Handshake records hold plain values only (no pids): `dumps`/`loads`."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def encode(obj: Any) -> bytes:
+        return dumps(obj)
+
+    @staticmethod
+    def decode(data: bytes) -> Any:
+        return loads(data)
+
+
+_CODEC: Final = _PlainCodec()
 
 
 # --------------------------------------------------------------------------- events
@@ -144,8 +153,7 @@ class PeerInfo:
     """What the handshake learnt about the other node."""
 
     name: str
-    node_id: int
-    incarnation: int
+    creation: int
     version: int
 
 
@@ -208,11 +216,20 @@ def _digest(
     return hmac.new(cookie, msg, sha256).digest()
 
 
-def _check_identity(name: str, node_id: int) -> None:
-    if not name or len(name) > _MAX_NAME:
-        raise ProtocolError(f"invalid node name of length {len(name)}")
-    if node_id != node_id_for(name):
-        raise ProtocolError(f"node {name!r} announced id {node_id}, expected {node_id_for(name)}")
+def _check_identity(name: str, creation: int) -> None:
+    if not name or len(name) > _MAX_NAME or not name.isprintable():
+        raise ProtocolError(f"invalid node name {name[:40]!r} (length {len(name)})")
+    if not 0 <= creation < 2**32:
+        raise ProtocolError(f"node {name!r} announced creation {creation} (not 32-bit)")
+
+
+def _version_of(value: Any) -> int | None:
+    """The version a Hello/Challenge of any protocol version announces."""
+    if isinstance(value, list) and len(value) > 1 and value[0] in (1, 2):
+        version = value[1]
+        if type(version) is int:
+            return version
+    return None
 
 
 def refusal_error(reason: str, detail: str, peer: str) -> ConnectionFailed:
@@ -222,8 +239,6 @@ def refusal_error(reason: str, detail: str, peer: str) -> ConnectionFailed:
             f"node {peer!r} refused the connection: wrong cookie; give both nodes "
             "the same cookie (cookie=..., --cookie-file or TRIOACTORS_COOKIE)"
         )
-    if reason == "collision":
-        return NodeIdCollision(f"node {peer!r} refused the connection: {detail}")
     return ConnectionFailed(f"node {peer!r} refused the connection ({reason}): {detail}")
 
 
@@ -231,7 +246,7 @@ class Handshake:
     """One side of one handshake.
 
     `cookie` is the shared secret (bytes). The connector may pass
-    `expected_peer` (the name it dialled) to refuse talking to another node
+    `expected_peer` (the node it dialled) to refuse talking to another node
     that happens to listen there. `token` produces random challenges (tests
     may fix it).
     """
@@ -241,17 +256,16 @@ class Handshake:
         role: Role,
         *,
         name: str,
-        incarnation: int,
+        creation: int,
         cookie: bytes,
-        expected_peer: str | None = None,
+        expected_peer: NodeAddress | None = None,
         token: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
         if not cookie:
             raise ValueError("the cookie must not be empty")
         self.role = role
         self.name = name
-        self.node_id = node_id_for(name)
-        self.incarnation = incarnation
+        self.creation = creation
         self.expected_peer = expected_peer
         self._cookie = cookie
         self._challenge = token(_CHALLENGE_BYTES)
@@ -260,7 +274,7 @@ class Handshake:
         self._out = bytearray()
         self.peer: PeerInfo | None = None
         if role is Role.CONNECT:
-            self._send(Hello(PROTOCOL_VERSION, name, self.node_id, incarnation))
+            self._send(Hello(PROTOCOL_VERSION, name, creation))
             self._state = _State.WAIT_CHALLENGE
         else:
             self._state = _State.WAIT_HELLO
@@ -298,7 +312,11 @@ class Handshake:
                 body = self._decoder.next_frame()
                 if body is None:
                     break
-                event = self._handle(RECORDS.decode(_CODEC, body))
+                value = _CODEC.decode(body)
+                version = _version_of(value)
+                if version is not None and version != PROTOCOL_VERSION:
+                    self._version_mismatch(value, version)
+                event = self._handle(RECORDS.from_value(value))
                 if event is not None:
                     events.append(event)
         except BaseException:
@@ -310,9 +328,7 @@ class Handshake:
         """Acceptor: go on with the peer announced by `PeerHello`."""
         if self._state is not _State.WAIT_DECISION:
             raise RuntimeError("accept() is only valid after PeerHello")
-        self._send(
-            Challenge(PROTOCOL_VERSION, self.name, self.node_id, self.incarnation, self._challenge)
-        )
+        self._send(Challenge(PROTOCOL_VERSION, self.name, self.creation, self._challenge))
         self._state = _State.WAIT_REPLY
 
     def refuse(self, reason: str, detail: str = "") -> None:
@@ -325,6 +341,16 @@ class Handshake:
     def _send(self, record: Any) -> None:
         self._out += RECORDS.frame(_CODEC, record)
 
+    def _version_mismatch(self, value: list[Any], version: int) -> None:
+        name = value[2] if len(value) > 2 and isinstance(value[2], str) else "?"
+        error = ConnectionFailed(
+            f"node {name[:80]!r} speaks node protocol version {version}, this node speaks "
+            f"{PROTOCOL_VERSION}; run the same trioactors version on every node"
+        )
+        if self.role is Role.ACCEPT:
+            raise self._fail(error, "version")
+        raise error
+
     def _fail(self, exc: Exception, reason: str) -> Exception:
         self._send(Refuse(reason, str(exc)))
         return exc
@@ -332,7 +358,13 @@ class Handshake:
     def _handle(self, rec: Any) -> Event | None:
         if isinstance(rec, Refuse):
             self._state = _State.CLOSED
-            peer = self.expected_peer or (self.peer.name if self.peer else "?")
+            expected = self.expected_peer
+            if self.peer is not None:
+                peer = self.peer.name
+            elif expected is not None:
+                peer = expected.name or f"{expected.host}:{expected.port}"
+            else:
+                peer = "?"
             if self.role is Role.CONNECT and rec.reason in (
                 REFUSE_SIMULTANEOUS,
                 REFUSE_DUPLICATE,
@@ -354,52 +386,29 @@ class Handshake:
         raise ProtocolError(f"unexpected {type(rec).__name__} during the handshake")
 
     def _on_hello(self, rec: Hello) -> Event:
-        if rec.version != PROTOCOL_VERSION:
-            raise self._fail(
-                ConnectionFailed(
-                    f"node {rec.name!r} speaks protocol version {rec.version}, "
-                    f"this node speaks {PROTOCOL_VERSION}"
-                ),
-                "version",
-            )
-        _check_identity(rec.name, rec.node_id)
+        _check_identity(rec.name, rec.creation)
         if rec.name == self.name:
             raise self._fail(
                 ConnectionFailed(f"a node named {rec.name!r} tried to connect to itself"),
                 "name",
             )
-        if rec.node_id == self.node_id:
-            raise self._fail(
-                NodeIdCollision(
-                    f"node names {rec.name!r} and {self.name!r} hash to the same node id "
-                    f"{rec.node_id}; rename one of them"
-                ),
-                "collision",
-            )
-        self.peer = PeerInfo(rec.name, rec.node_id, rec.incarnation, rec.version)
+        self.peer = PeerInfo(rec.name, rec.creation, rec.version)
         self._state = _State.WAIT_DECISION
         return PeerHello(self.peer)
 
     def _on_challenge(self, rec: Challenge) -> None:
-        if rec.version != PROTOCOL_VERSION:
+        _check_identity(rec.name, rec.creation)
+        expected = self.expected_peer
+        if expected is not None and not expected.accepts(rec.name):
             raise ConnectionFailed(
-                f"node {rec.name!r} speaks protocol version {rec.version}, "
-                f"this node speaks {PROTOCOL_VERSION}"
+                f"dialled node {expected.name or expected.alive!r} but node {rec.name!r} "
+                "answered; check the address (or EPMD's entry) for that node"
             )
-        _check_identity(rec.name, rec.node_id)
-        if self.expected_peer is not None and rec.name != self.expected_peer:
-            raise ConnectionFailed(
-                f"dialled node {self.expected_peer!r} but node {rec.name!r} answered; "
-                "check the address (or EPMD's entry) for that node"
-            )
-        if rec.node_id == self.node_id:
-            raise NodeIdCollision(
-                f"node names {rec.name!r} and {self.name!r} hash to the same node id "
-                f"{rec.node_id}; rename one of them"
-            )
+        if rec.name == self.name:
+            raise ConnectionFailed(f"dialled a node but reached this node ({rec.name!r}) itself")
         if len(rec.challenge) != _CHALLENGE_BYTES:
             raise ProtocolError("bad challenge length")
-        self.peer = PeerInfo(rec.name, rec.node_id, rec.incarnation, rec.version)
+        self.peer = PeerInfo(rec.name, rec.creation, rec.version)
         self._peer_challenge = rec.challenge
         digest = _digest(
             self._cookie, Role.CONNECT, self.name, rec.name, rec.challenge, self._challenge

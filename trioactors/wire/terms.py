@@ -1,74 +1,79 @@
-"""Process identifiers and references."""
+"""Process identifiers and references: absolute names, the same in every node.
+
+A `Pid` names one actor wherever it is held: the name of the node it lives on
+(interned), that node's creation (which incarnation of the node), the actor's
+id and a serial. Two nodes in one program, a log line, a dict key and the
+wire all see the same value; nothing rewrites pids on receipt. The fields map
+one to one onto Erlang's NEW_PID_EXT (node atom, id, serial, creation), so an
+Erlang pid is a `Pid` too. `Ref` is the same idea for references (Erlang's
+NEWER_REFERENCE_EXT: node, creation, up to five 32-bit words).
+
+Whether a pid is local is a question to a system or node (`ctx.is_local(pid)`):
+the answer depends on who asks.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import itertools
+import sys
 from typing import Final
 
 import attrs
 
-__all__ = ["LOCAL_NODE", "Pid", "Ref", "node_id_for"]
+__all__ = ["NO_NODE", "Pid", "Ref", "intern_node"]
 
-LOCAL_NODE: Final = 0
+#: The node name of an actor system that is not a cluster node (Erlang's).
+NO_NODE: Final = "nonode@nohost"
 
-
-def node_id_for(name: str) -> int:
-    """The stable 32-bit id of a node name (never 0, same in every process)."""
-    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=4).digest()
-    value = int.from_bytes(digest, "big")
-    return value or 1
+_WORD: Final = 2**32
 
 
-@attrs.frozen(order=True, slots=True)
+def intern_node(name: str) -> str:
+    """The interned copy of node name `name`: pids of one node share one string."""
+    return sys.intern(name)
+
+
+@attrs.frozen(order=True, slots=True, repr=False, cache_hash=True)
 class Pid:
-    """An actor's address: `node` (0 = this node), `id`, `serial` (incarnation).
+    """An actor's address: `node` (its node's name), `id`, `serial`, `creation`.
 
-    Displayed like Erlang: ``<0.12.0>``. Hashable, ordered, serialisable.
+    Displayed like Erlang's pids with the node's name in front:
+    ``<alpha.12.0>``. Hashable, ordered, serialisable; the same value names
+    the same actor in every node (`creation` tells incarnations of a
+    restarted node apart).
     """
 
-    node: int
+    node: str
     id: int
     serial: int = 0
-
-    def is_local(self) -> bool:
-        """True when this pid belongs to the node (or system) that holds it."""
-        return self.node == LOCAL_NODE
-
-    @classmethod
-    def with_node(cls, node: int, id: int, serial: int = 0) -> Pid:
-        """A pid of actor `id` on node `node`."""
-        return cls(node, id, serial)
+    creation: int = 0
 
     def __str__(self) -> str:
         return f"<{self.node}.{self.id}.{self.serial}>"
 
     def __repr__(self) -> str:
-        return f"Pid{self}"
+        return f"Pid({self.node!r}, {self.id}, {self.serial}, {self.creation})"
 
 
-@attrs.frozen(order=True, slots=True)
+@attrs.frozen(order=True, slots=True, repr=False, cache_hash=True)
 class Ref:
-    """A unique reference (monitors, calls, timers): `node`, `id`, `serial`."""
+    """A unique reference (monitors, calls, spawns): `node`, `creation` and
+    `ids`, one to five 32-bit words as in Erlang (trioactors' own refs use
+    one word, two past 2**32)."""
 
-    node: int
-    id: int
-    serial: int = 0
+    node: str
+    creation: int
+    ids: tuple[int, ...]
+
+    @classmethod
+    def of(cls, node: str, creation: int, number: int) -> Ref:
+        """The ref with serial `number` of node `node` (`creation`)."""
+        if number < _WORD:
+            return cls(node, creation, (number,))
+        return cls(node, creation, (number % _WORD, number // _WORD))
 
     def __str__(self) -> str:
-        return f"#Ref<{self.node}.{self.id}.{self.serial}>"
+        words = ".".join(str(w) for w in reversed(self.ids))
+        return f"#Ref<{self.node}.{words}>"
 
     def __repr__(self) -> str:
-        return str(self)
-
-
-class _Counter:
-    """A per-system id source (no module-level state: each system owns one)."""
-
-    __slots__ = ("_it",)
-
-    def __init__(self, start: int = 1) -> None:
-        self._it = itertools.count(start)
-
-    def next(self) -> int:
-        return next(self._it)
+        return f"Ref({self.node!r}, {self.creation}, {self.ids!r})"
