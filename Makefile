@@ -30,11 +30,11 @@ erlang:
 	@bash scripts/install-erlang.sh
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check trioactors tests examples benchmarks
-	$(BIN)/ruff format --check trioactors tests examples benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(TEST_STAMP)
-	$(BIN)/mypy --strict trioactors
+	$(BIN)/mypy --strict trioactors tests examples benchmarks
 
 pytest: $(TEST_STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
