@@ -22,6 +22,7 @@ import trio.testing
 
 from trioactors.cluster.globals import Resolver
 from trioactors.cluster.services import ClusterServices
+from trioactors.errors import SpawnFailed
 from trioactors.otp.system import ActorSystem, open_actor_system
 from trioactors.wire.cbor import MessageCodec
 from trioactors.wire.terms import Pid, Ref
@@ -49,8 +50,10 @@ class FakeTransport:
             self.send_to(node, record)
 
 
-class FakeRouter:
-    """Carries actor messages to the pids of other fake nodes (sends only)."""
+class NetRouter:
+    """A fake node's Router: carries actor messages to the pids of other fake
+    nodes (sends only; links and monitors stay local, remote spawn fails).
+    For two systems joined signal for signal, see `helpers.FakeRouter`."""
 
     def __init__(self, net: FakeNet, name: str) -> None:
         self._net = net
@@ -94,6 +97,17 @@ class FakeRouter:
         node = self._net.nodes.get(self._name)
         return None if node is None else node.services.globals.whereis_global(name)
 
+    async def spawn_remote(
+        self,
+        node: str,
+        name: str,
+        args: tuple[Any, ...],
+        link_to: Pid,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - the Router protocol's signature
+    ) -> Pid:
+        raise SpawnFailed(f"the fake network cannot spawn {name!r} on {node!r}")
+
 
 class FakeNode:
     """One node of a `FakeNet`: an ActorSystem and its cluster services."""
@@ -113,7 +127,7 @@ class FakeNode:
         try:
             async with open_actor_system(node_name=self.name) as system:
                 self.system = system
-                system.set_router(FakeRouter(self.net, self.name))
+                system.set_router(NetRouter(self.net, self.name))
                 self.services = ClusterServices(system, self.transport, resolve=self._resolve)
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self.services.run)

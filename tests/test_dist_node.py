@@ -312,6 +312,7 @@ async def test_old_incarnation_pids_are_not_delivered() -> None:
         async with node("beta", creation=1) as b:
             b.spawn(idle, name="first")
             old = b.whereis("first")
+            assert old is not None
             await a.connect(addr(b))
         async with node("beta", creation=2) as b2:
             reused = b2.spawn(echo)  # the old pid's id, in the new incarnation

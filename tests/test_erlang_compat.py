@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import trio
+from helpers import packet
 
 import trioactors as ta
 
@@ -36,10 +37,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def packet(body: bytes) -> bytes:
-    return struct.pack(">H", len(body)) + body
 
 
 def alive2(name: bytes, port: int, *, high: int = 6, extra: bytes = b"") -> bytes:

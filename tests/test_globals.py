@@ -160,7 +160,7 @@ async def test_remote_pid_is_registered_and_unregistered_by_its_node() -> None:
         assert await a.globals.register_global("svc", pid) is False
         assert await c.globals.register_global("svc", Pid("zz", 1, 0, 1)) is False
         with pytest.raises(TypeError):
-            await c.globals.register_global(42, remote)  # type: ignore[arg-type]
+            await c.globals.register_global(42, remote)
 
 
 async def partitioned_pair(net: FakeNet) -> tuple[Pid, Pid]:

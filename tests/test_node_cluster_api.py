@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from test_cluster_services import cluster, echo, wait_until
+from helpers import wait_until
+from test_cluster_services import cluster, echo
 
 import trioactors as ta
 

@@ -234,7 +234,9 @@ async def test_lost_connection_is_noconnection_and_leaves_no_orphan() -> None:
         async with beta.actor() as on_beta:
             beta_ref = on_beta.monitor(w)
             # Cut the connection without a goodbye: both sides see noconnection.
-            conn = alpha.kernel.peers.get("beta").conn
+            peer = alpha.kernel.peers.get("beta")
+            assert peer is not None
+            conn = peer.conn
             assert conn is not None
             conn.abort("connection_closed")
             down = await me.receive(timeout=10, match=lambda m: type(m) is ta.Down)
@@ -297,7 +299,7 @@ async def test_no_reachable_candidate_is_a_failed_start() -> None:
         # Later: beta (its only candidate) leaves, every restart fails, and
         # the failed restarts use up the intensity.
         sup = await alpha.start_supervisor(
-            [remote("w", "worker", ("w", me.pid), "beta")], max_restarts=3
+            [remote("w", "worker", ("w", me.pid), ["beta"])], max_restarts=3
         )
         await up(me, "w")
         watch = me.monitor(sup)

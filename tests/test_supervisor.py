@@ -71,7 +71,8 @@ async def test_ordered_start_which_children_and_reverse_stop() -> None:
             ("c", "permanent"),
         ]
         assert all(isinstance(p, ta.Pid) and system.is_alive(p) for _, p, _ in children)
-        assert await system.call(children[1][1], "hi") == ("srv", "hi")
+        srv = children[1][1]
+        assert srv is not None and await system.call(srv, "hi") == ("srv", "hi")
         # which_children also answers as a call (for remote callers).
         assert await system.call(sup, "which_children") == children
         await trio.testing.wait_all_tasks_blocked()
@@ -353,7 +354,7 @@ async def test_child_spec_validation() -> None:
     with pytest.raises(ValueError, match="shutdown"):
         ta.ChildSpec("a", worker, shutdown=-1)
     with pytest.raises(TypeError, match="GenServer"):
-        ta.ChildSpec("a", int)
+        ta.ChildSpec("a", int)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="duplicate"):
         ta.supervisor([ta.ChildSpec("a", worker), ta.ChildSpec("a", worker)])
     with pytest.raises(ValueError, match="strategy"):

@@ -3,7 +3,9 @@ registry, timers, system.actor(), shutdown."""
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 from typing import Any
 
 import pytest
@@ -634,10 +636,10 @@ def test_selective_receive_matches_a_model(msgs: list[int], wanted: list[int]) -
             for w in wanted:
                 if w in model:
                     model.remove(w)
-                    assert await me.receive(match=lambda m, w=w: m == w) == w
+                    assert await me.receive(match=functools.partial(operator.eq, w)) == w
                 else:
                     with pytest.raises(trio.WouldBlock):
-                        me.receive_nowait(match=lambda m, w=w: m == w)
+                        me.receive_nowait(match=functools.partial(operator.eq, w))
             assert [me.receive_nowait() for _ in range(len(model))] == model
             assert me.pending() == 0
 
