@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine with Python 3.11+ and make:
-#   make demo   - a demo cluster on embedded defaults
+#   make demo   - a demo cluster on embedded defaults (examples/demo_cluster.py)
 #   make test   - ruff, mypy --strict and the whole test suite
 PYTHON ?= python3
 VENV := .venv
@@ -22,7 +22,7 @@ $(TEST_STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP) $@
 
 demo: $(STAMP)
-	$(BIN)/trioactors demo
+	$(BIN)/python examples/demo_cluster.py
 
 # Erlang/OTP is the reference peer for the EPMD compatibility tests; installed
 # when possible, otherwise those tests skip and say why.

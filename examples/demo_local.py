@@ -1,10 +1,8 @@
-"""`trioactors demo`: a guided tour, explained on the terminal as it runs.
+"""The local demo: ``python examples/demo_local.py``, explained as it runs.
 
-`trioactors demo` runs the cluster demo (`trioactors.cli.demo_cluster`: embedded
-EPMD, several nodes, discovery, remote calls, failures). `trioactors demo
---local` runs the local demo: a supervision tree with a gen_server and
-workers, a crash and its restart, a shutdown in order, all in one actor
-system. Both end by themselves in a few seconds.
+A supervision tree with a gen_server and workers, a crash and its restart, a
+shutdown in order, all in one actor system; ends by itself in a few seconds.
+(`make demo` runs the cluster demo, examples/demo_cluster.py.)
 """
 
 from __future__ import annotations
@@ -18,54 +16,21 @@ from typing import Any
 
 import trio
 
-from ..errors import CallFailed
-from ..otp.gen_server import Caller, GenServer
-from ..otp.supervisor import ChildSpec, supervisor
-from ..otp.system import ActorSystem, Context, open_actor_system
-from ..runtime.messages import Crash, Down
-from ..wire.terms import Pid
+from trioactors import (
+    ActorSystem,
+    Caller,
+    CallFailed,
+    ChildSpec,
+    Context,
+    Crash,
+    Down,
+    GenServer,
+    Pid,
+    open_actor_system,
+    supervisor,
+)
 
-__all__ = ["add_parser", "run", "run_local_demo"]
-
-
-def add_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> argparse.ArgumentParser:
-    """Add the `demo` subcommand."""
-    parser = subparsers.add_parser(
-        "demo",
-        help="a guided demo, explained as it runs",
-        description="Run a demo cluster on embedded defaults that explains itself as it "
-        "goes and ends by itself; --local runs the single-system demo instead.",
-    )
-    parser.add_argument(
-        "--local",
-        action="store_true",
-        help="the local demo: a supervision tree, a crash and its restart, in one process",
-    )
-    parser.add_argument(
-        "--pause",
-        type=float,
-        default=0.4,
-        metavar="SECONDS",
-        help="pause between steps so the story can be followed (default: %(default)s)",
-    )
-    parser.set_defaults(run=run)
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the cluster demo, or the local one with `--local`."""
-    if not args.local:
-        from .demo_cluster import run_distributed_demo
-
-        trio.run(run_distributed_demo, args.pause)
-        return 0
-    if not hasattr(args, "log_level"):
-        # The demo narrates crashes itself; the runtime's crash reports (with
-        # tracebacks) appear with --log-level error or lower.
-        logging.getLogger("trioactors").setLevel(logging.CRITICAL)
-    return run_local_demo(pause=args.pause)
+# example-args: --pause 0
 
 
 # --------------------------------------------------------------------------- the story
@@ -207,5 +172,29 @@ def run_local_demo(*, pause: float = 0.4, out: Callable[[str], Any] | None = Non
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run_local_demo())
+def main() -> int:
+    """Run the demo; ``--pause`` sets the seconds between steps, ``--log-level
+    error`` (or lower) adds the runtime's crash reports with tracebacks."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.4,
+        metavar="SECONDS",
+        help="pause between steps so the story can be followed (default: %(default)s)",
+    )
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=(args.log_level or "info").upper(),
+        format="%(levelname)-7s %(name)s: %(message)s",
+    )
+    if args.log_level is None:
+        # The demo narrates crashes itself; the runtime's crash reports (with
+        # tracebacks) appear with --log-level error or lower.
+        logging.getLogger("trioactors").setLevel(logging.CRITICAL)
+    return run_local_demo(pause=args.pause)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
