@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import re
+import sys
+import tomllib
 from collections.abc import Iterator
 
 import attrs
@@ -209,3 +212,19 @@ def test_checker_finds_a_cycle_but_not_a_type_checking_one(fake_package: pathlib
     (fake_package / "otp" / "d.py").write_text("from .c import z\n")
     cycles = import_cycles(all_imports(fake_package), modules_of(fake_package))
     assert cycles == [["otp.a", "otp.b", "otp.a"]]
+
+
+def test_dependencies_are_what_the_package_imports() -> None:
+    """pyproject lists every third-party package trioactors imports, and
+    nothing it never imports."""
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    declared = {
+        re.split(r"[<>=!~ \[;]", dep, maxsplit=1)[0].lower().replace("-", "_")
+        for dep in project["dependencies"]
+    }
+    imported = {
+        imp.target.split(".")[0]
+        for imp in all_imports(PACKAGE)
+        if imp.runtime and imp.target and not imp.target.startswith("trioactors")
+    } - set(sys.stdlib_module_names)
+    assert imported == declared
