@@ -275,7 +275,8 @@ def test_acceptor_names_a_peer_that_asks_name_me() -> None:
     named = msg(b"snamed:" + struct.pack(">H", 13) + b"dyn@127.0.0.1" + struct.pack(">I", 0))
     assert out[: len(named) - 4] == named[:-4]  # the creation is random
     assert struct.unpack_from(">I", out, len(named) - 4)[0] == hs.peer.creation != 0
-    assert out[len(named) :] == our_challenge_msg()
+    # NAME_ME echoed: OTP's initiator wants it in the negotiated flags.
+    assert out[len(named) :] == our_challenge_msg(int(DEFAULT_FLAGS | DistFlags.NAME_ME))
 
 
 @pytest.mark.parametrize(
@@ -693,6 +694,7 @@ spawn(fun() ->
             "connect " ++ Rest ->
                 Node = list_to_atom(string:trim(Rest)),
                 io:format("connect ~w~n", [net_kernel:connect_node(Node)]);
+            "self\\n" -> io:format("self ~s~n", [node()]);
             "halt\\n" -> halt();
             eof -> halt();
             Other -> io:format("unknown ~p~n", [Other])
@@ -770,12 +772,14 @@ class ErlNode:
 
 
 @asynccontextmanager
-async def erl_node(epmd: int, cookie: str = ERL_COOKIE) -> AsyncIterator[ErlNode]:
+async def erl_node(
+    epmd: int, cookie: str = ERL_COOKIE, name: str = ERL_NAME
+) -> AsyncIterator[ErlNode]:
     proc = await trio.lowlevel.open_process(
         [
             "erl",
             "-name",
-            ERL_NAME,
+            name,
             "-setcookie",
             cookie,
             "-noshell",
@@ -894,7 +898,7 @@ async def test_we_dial_real_erl_and_stay_connected_across_ticks(epmd_port: int) 
             decoder.feed(hs.trailing_data())
             # Twice the tick timeout: erl would have dropped a silent peer by then.
             await count_ticks(stream, decoder, ticks=2 * TICKTIME + 1)
-            assert await erl.command("nodes", "nodes") == f"nodes ['{OUR_NAME}']"
+            assert await erl.command("nodes", "nodes ") == f"nodes ['{OUR_NAME}']"
         await erl.expect(f"nodedown {OUR_NAME}")
 
 
@@ -938,7 +942,7 @@ async def test_real_erl_dials_us(epmd_port: int) -> None:
             nursery.start_soon(accept_one)
             assert await erl.command(f"connect {OUR_NAME}", "connect") == "connect true"
             await erl.expect(f"nodeup {OUR_NAME}")
-            assert await erl.command("nodes", "nodes") == f"nodes ['{OUR_NAME}']"
+            assert await erl.command("nodes", "nodes ") == f"nodes ['{OUR_NAME}']"
             nursery.cancel_scope.cancel()
     [event] = result
     assert isinstance(event, Established) and event.peer.name == ERL_NAME
@@ -962,7 +966,7 @@ async def test_wrong_cookie_we_dial_real_erl(epmd_port: int) -> None:
             )
             with pytest.raises(AuthenticationFailed, match="does not accept our cookie"):
                 await handshake(stream, hs)
-        assert await erl.command("nodes", "nodes") == "nodes []"
+        assert await erl.command("nodes", "nodes ") == "nodes []"
 
 
 @needs_erlang
@@ -988,3 +992,50 @@ async def test_wrong_cookie_real_erl_dials_us(epmd_port: int) -> None:
             assert await erl.command(f"connect {OUR_NAME}", "connect") == "connect false"
     [exc] = failures
     assert f"{ERL_NAME!r} failed the cookie challenge" in str(exc)
+
+
+@needs_erlang
+async def test_real_erl_names_us_when_we_ask_for_a_dynamic_name(epmd_port: int) -> None:
+    async with erl_node(epmd_port) as erl:
+        stream = await trio.open_tcp_stream(HOST, await port_please(epmd_port, "e1"))
+        async with stream:
+            hs = ErlDistHandshake(
+                Role.CONNECT, name=f"@{HOST}", cookie=ERL_COOKIE, creation=0, expected_peer=ERL_NAME
+            )
+            named, established = await handshake(stream, hs)
+            assert isinstance(named, Named) and isinstance(established, Established)
+            assert named.name.endswith(f"@{HOST}") and hs.name == named.name
+            assert established.flags & DistFlags.NAME_ME
+            await erl.expect(f"nodeup {named.name}")
+
+
+@needs_erlang
+async def test_we_name_real_erl_that_asks_for_a_dynamic_name(epmd_port: int) -> None:
+    listeners = await trio.open_tcp_listeners(0, host=HOST)
+    listener = listeners[0]
+    port = listener.socket.getsockname()[1]
+    result: list[object] = []
+
+    async def accept_one() -> None:
+        stream = await listener.accept()
+        async with stream:
+            hs = ErlDistHandshake(
+                Role.ACCEPT,
+                name=OUR_NAME,
+                cookie=ERL_COOKIE,
+                creation=6,
+                name_peer=lambda host: "given",
+            )
+            result.extend(await handshake(stream, hs))
+            await count_ticks(stream, DistDecoder(), ticks=1000)
+
+    # `-name undefined@host`: the first node it connects to names it.
+    async with erl_node(epmd_port, name=f"undefined@{HOST}") as erl, listener:
+        registration = await register(epmd_port, "py", port)
+        async with registration, trio.open_nursery() as nursery:
+            nursery.start_soon(accept_one)
+            assert await erl.command(f"connect {OUR_NAME}", "connect") == "connect true"
+            assert await erl.command("self", "self ") == f"self given@{HOST}"
+            nursery.cancel_scope.cancel()
+    [event] = result
+    assert isinstance(event, Established) and event.peer.name == f"given@{HOST}"

@@ -382,7 +382,7 @@ class ErlDistHandshake:
         self.role = role
         self.name = name
         self.creation = creation
-        self.flags = int(flags) | (DistFlags.NAME_ME if self._name_me else 0)
+        self.flags = int(flags) | (int(DistFlags.NAME_ME) if self._name_me else 0)
         self.require = int(require)
         self.expected_peer = expected_peer
         self._cookie = _cookie_bytes(cookie)
@@ -561,7 +561,10 @@ class ErlDistHandshake:
                 raise ProtocolError(f"old-format send_name with version {version} (want 5)")
         text = _decode_name(raw, "the peer's node name")
         if flags & DistFlags.NAME_ME:
-            # The peer sent only its host; we pick the rest (OTP 23+ dynamic names).
+            # The peer sent only its host; we pick the rest (OTP 23+ dynamic
+            # names). Our challenge echoes NAME_ME: OTP's initiator checks
+            # the negotiated flags for it before taking the name.
+            self.flags |= int(DistFlags.NAME_ME)
             host = text
             if not host or "@" in host:
                 raise ProtocolError(f"dynamic-name request with host {host[:80]!r}")
@@ -651,7 +654,7 @@ class ErlDistHandshake:
 
     def _establish(self) -> Established:
         assert self.peer is not None
-        self.negotiated = self.flags & self.peer.flags
+        self.negotiated = int(self.flags & self.peer.flags)
         self._state = _State.DONE
         return Established(self.peer, self.negotiated)
 
