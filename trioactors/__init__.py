@@ -42,6 +42,7 @@ from .epmd import EpmdClient, EpmdServer, NodeInfo, serve_epmd
 from .cluster.globals import resolve_keep_first_node, resolve_notify_all
 from .cluster.groups import GroupJoin, GroupLeave
 from .cluster.node import Node, open_node
+from .cluster.peer_nodes import PeerNode
 from .errors import NotLocalPid
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "NodeUp",
     "NotLocalPid",
     "NotSerializable",
+    "PeerNode",
     "Pid",
     "ProtocolError",
     "Ref",

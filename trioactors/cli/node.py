@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+import trio.lowlevel
 
 from ..cluster.node import DEFAULT_EPMD, EPMD_ENV, Node, open_node, read_cookie
 from ..errors import TrioActorsError
@@ -133,6 +134,13 @@ def add_parser(
         help="refresh the EPMD registration this often; it is renewed this long after "
         "a daemon restart at the latest (default: %(default)s)",
     )
+    parser.add_argument(
+        "--linked",
+        action="store_true",
+        help="run as a child of the process that started it (what node.start_peer uses): "
+        "read the cookie from the first line of stdin and leave the cluster when stdin "
+        "closes, e.g. because the starter exited or was killed",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -161,10 +169,31 @@ def load_app(spec: str) -> AppFn:
     return fn  # type: ignore[no-any-return]
 
 
+def _cookie_from_starter() -> bytes:
+    # Read unbuffered, one byte at a time up to the newline, so nothing after
+    # the cookie line is taken from the pipe that later signals end-of-file.
+    line = bytearray()
+    while (byte := os.read(0, 1)) not in (b"", b"\n"):
+        line += byte
+    if not line:
+        raise ValueError("--linked: no cookie line on stdin (the starter is gone?)")
+    return bytes.fromhex(line.decode("ascii"))
+
+
+async def _until_starter_leaves() -> None:
+    # Our own copy of the descriptor: FdStream makes it non-blocking and closes it.
+    async with trio.lowlevel.FdStream(os.dup(0)) as stdin:
+        while await stdin.receive_some(4096):
+            pass
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the node; exit 0 after a signal, 1 if it cannot start or the app fails."""
     try:
-        cookie = read_cookie(cookie_file=args.cookie_file)
+        if args.linked:
+            cookie = _cookie_from_starter()
+        else:
+            cookie = read_cookie(cookie_file=args.cookie_file)
         app = load_app(args.app) if args.app else None
         tls = tls_contexts(args)
     except (OSError, ValueError, ImportError) as exc:
@@ -197,10 +226,12 @@ async def _main(
                 trio.open_nursery() as nursery,
             ):
                 host, port = node.address
-                print(f"node {node.name} listening on {host}:{port}", flush=True)
+                _status(f"node {node.name} listening on {host}:{port}")
                 failed: list[BaseException] = []
                 if app is not None:
                     nursery.start_soon(_run_app, app, node, failed, nursery.cancel_scope)
+                if args.linked:
+                    nursery.start_soon(_leave_with_starter, nursery.cancel_scope)
                 async for signum in signals:
                     log.info("got %s: leaving the cluster", signal.Signals(signum).name)
                     break
@@ -210,8 +241,23 @@ async def _main(
         except (TrioActorsError, OSError, ValueError) as exc:
             log.error("node %s cannot run: %s", args.name, exc)
             return 1
-    print(f"node {args.name} stopped", flush=True)
+    _status(f"node {args.name} stopped")
     return code
+
+
+def _status(line: str) -> None:
+    # The reader of stdout (a starting node, a script) may be gone already.
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        # Python's own flush at exit would raise again: point stdout nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+async def _leave_with_starter(scope: trio.CancelScope) -> None:
+    await _until_starter_leaves()
+    log.info("the starting node is gone (stdin closed): leaving the cluster")
+    scope.cancel()
 
 
 async def _run_app(

@@ -6,10 +6,12 @@ open_node("alpha", ...)                  async context manager -> Node
     ├── ActorSystem nursery              the local runtime (open_actor_system)
     ├── NetKernel                        owns outgoing connection tasks
     ├── listener (trio.serve_tcp)        incoming connections, one task each
-    └── Discovery                        EPMD registration, polling, auto-connect
+    ├── Discovery                        EPMD registration, polling, auto-connect
+    └── PeerNodes nursery                child node processes (start_peer)
 ```
 
-Leaving the block shuts down in this order: the EPMD registration is removed
+Leaving the block shuts down in this order: child nodes started with
+`start_peer` are stopped, the EPMD registration is removed
 (no new peer finds us), local actors end with `shutdown` (their exit signals
 and `Down`s still reach remote peers), every peer gets a goodbye after what
 was queued for it, then the listener and the sockets close.
@@ -25,7 +27,7 @@ import os
 import secrets
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -36,11 +38,12 @@ from ..errors import EpmdError
 from ..otp.system import ActorSystem, open_actor_system
 from ..wire.cbor import MessageRegistry
 from ..wire.framing import DEFAULT_MAX_FRAME_SIZE
-from ..wire.names import MAX_NAME, parse_host_port, valid_alive
+from ..wire.names import MAX_NAME, format_host_port, parse_host_port, valid_alive
 from ..wire.terms import Pid, Ref
 from .discovery import DEFAULT_POLL_INTERVAL, Discovery
 from .globals import Resolver
 from .kernel import NetKernel
+from .peer_nodes import PeerNode, PeerNodes, open_peer_nodes
 from .routing import Routing
 from .services import ClusterServices
 from .spawn import RemoteSpawn
@@ -122,8 +125,10 @@ class Node(_SystemAPI):
         spawner: RemoteSpawn,
         address: tuple[str, int],
         discovery: Discovery | None,
+        peer_nodes: PeerNodes,
     ) -> None:
         self.system = system
+        self._peer_nodes = peer_nodes
         self.kernel = kernel
         self._spawner = spawner
         #: (host, port) this node listens on.
@@ -155,6 +160,35 @@ class Node(_SystemAPI):
     def epmd(self) -> str | None:
         """host:port of the EPMD daemon, or None when running without discovery."""
         return self._discovery.address if self._discovery is not None else None
+
+    async def start_peer(
+        self,
+        name: str,
+        *,
+        app: str | None = None,
+        args: Sequence[str] = (),
+        listen: str = "127.0.0.1:0",
+        timeout: float = 30.0,  # noqa: ASYNC109 - a start-up budget, as in OTP's peer
+    ) -> PeerNode:
+        """Start a child node process named `name` (OTP's ``peer:start``) and
+        connect to it; returns a `ta.PeerNode` once it is connected.
+
+        The child runs ``python -m trioactors node NAME`` with this node's
+        cookie (passed on its stdin, never in argv or the environment), the
+        same EPMD daemon and tick timeout, `app` as its ``--app
+        module:function`` and `args` as extra command-line options. It is tied
+        to this node: it leaves the cluster and exits when this node's block
+        ends or when this process dies, even by SIGKILL. Use it to put more
+        cores to work: one node per core. Raises `ta.ConnectionFailed` if the
+        child does not come up within `timeout` seconds.
+        """
+        return await self._peer_nodes.start(
+            name, app=app, args=args, listen=listen, timeout=timeout
+        )
+
+    def peer_nodes(self) -> list[PeerNode]:
+        """The child nodes started with `start_peer` that are still running."""
+        return self._peer_nodes.children()
 
     async def connect(self, node: str) -> str:
         """Connect to `"name"` (found through EPMD), `"name@host:port"` or
@@ -389,14 +423,19 @@ async def open_node(
                         if advertise is None:
                             advertise = "127.0.0.1" if address[0] in _ANY else address[0]
                         await nursery.start(discovery.run, advertise, address[1])
-                    node = Node(system, kernel, spawner, address, discovery)
-                    log.info("node %r listening on %s:%d", name, *address)
+                    epmd_text = None if epmd_address is None else format_host_port(*epmd_address)
                     try:
-                        yield node
-                    except BaseException as exc:
-                        # Re-raised as it is once the node has shut down, not
-                        # wrapped in the node nursery's ExceptionGroup.
-                        error = exc
+                        async with open_peer_nodes(
+                            kernel, cookie=secret, epmd=epmd_text
+                        ) as peer_nodes:
+                            node = Node(system, kernel, spawner, address, discovery, peer_nodes)
+                            log.info("node %r listening on %s:%d", name, *address)
+                            try:
+                                yield node
+                            except BaseException as exc:
+                                # Re-raised as it is once the node has shut down,
+                                # not wrapped in the node nursery's ExceptionGroup.
+                                error = exc
                     finally:
                         if discovery is not None:
                             await discovery.stop()
