@@ -152,7 +152,7 @@ def load_app(spec: str) -> AppFn:
     """The function named by ``module:function`` or ``path/file.py:function``."""
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(f"--app must be MODULE:FUNCTION, got {spec!r}")
+        raise ValueError(f"must be MODULE:FUNCTION or path/file.py:FUNCTION, got {spec!r}")
     if module_name.endswith(".py"):
         path = Path(module_name)
         loader_spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -187,6 +187,16 @@ async def _until_starter_leaves() -> None:
             pass
 
 
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"syntax error in {exc.filename}, line {exc.lineno}: {exc.msg}"
+    if isinstance(exc, ModuleNotFoundError):
+        return f"no module named {exc.name!r} (check the name and the current directory)"
+    if isinstance(exc, ValueError):
+        return str(exc)
+    return f"importing it raised {type(exc).__name__}: {exc}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the node; exit 0 after a signal, 1 if it cannot start or the app fails."""
     try:
@@ -194,10 +204,15 @@ def run(args: argparse.Namespace) -> int:
             cookie = _cookie_from_starter()
         else:
             cookie = read_cookie(cookie_file=args.cookie_file)
-        app = load_app(args.app) if args.app else None
         tls = tls_contexts(args)
-    except (OSError, ValueError, ImportError) as exc:
+    except (OSError, ValueError) as exc:
         log.error("%s", exc)
+        return 1
+    try:
+        app = load_app(args.app) if args.app else None
+    except Exception as exc:
+        # Importing the app runs its code: any error names --app and what failed.
+        log.error("--app %s: %s", args.app, _describe(exc))
         return 1
     return trio.run(_main, args, cookie, app, tls)
 
