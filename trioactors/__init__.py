@@ -20,6 +20,7 @@ from .errors import (
     ProtocolError,
     SpawnFailed,
     StartFailed,
+    TlsFailed,
     TrioActorsError,
 )
 from .wire.cbor import MessageRegistry, message
@@ -85,6 +86,7 @@ __all__ = [
     "SupervisorSpec",
     "SystemClosed",
     "TimerRef",
+    "TlsFailed",
     "TrioActorsError",
     "__version__",
     "message",

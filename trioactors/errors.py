@@ -21,6 +21,7 @@ __all__ = [
     "SpawnFailed",
     "StartFailed",
     "SystemClosed",
+    "TlsFailed",
     "TrioActorsError",
 ]
 
@@ -112,6 +113,12 @@ class FrameTooLarge(ProtocolError):
 
 class ConnectionFailed(TrioActorsError):
     """A node could not be reached or the connection to it was lost."""
+
+
+class TlsFailed(ConnectionFailed):
+    """The TLS handshake with a peer failed: its certificate does not match
+    the address dialled or is not signed by a trusted CA, it refused ours, or
+    one side does not speak TLS at all. The message says which."""
 
 
 class AuthenticationFailed(ConnectionFailed):
