@@ -111,6 +111,12 @@ def add_parser(
         metavar="HOST:PORT",
         help="address for peer connections (default: %(default)s, a free port)",
     )
+    parser.add_argument(
+        "--advertise",
+        metavar="HOST",
+        help="host or address registered with EPMD for peers to dial (default: the "
+        "listen host; with 0.0.0.0, this host's address on the route to EPMD)",
+    )
     epmd_option(parser)
     cookie_option(parser)
     tls_options(parser)
@@ -235,6 +241,7 @@ async def _main(
                     cookie=cookie,
                     tick_timeout=args.tick_timeout,
                     epmd_keepalive=args.epmd_keepalive,
+                    advertise=args.advertise,
                     tls=tls[0],
                     tls_client=tls[1],
                 ) as node,

@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import secrets
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -355,8 +356,10 @@ async def open_node(
     - `tls` / `tls_client`: `ssl.SSLContext`s for accepted and outgoing
       connections (both or neither; mutual TLS when the server context
       requires client certificates).
-    - `advertise`: the host registered with EPMD (default: the listen host,
-      or 127.0.0.1 when listening on every interface).
+    - `advertise`: the host registered with EPMD, what peers dial (default:
+      the listen host; when listening on every interface, this host's
+      address on the route to the EPMD daemon, so remote peers get a
+      routable address, never 127.0.0.1 unless the daemon is local).
     - `creation`: which incarnation of the node this is (default: from the
       clock, so a restarted node's pids differ from its predecessor's).
 
@@ -421,7 +424,11 @@ async def open_node(
                         )
                         kernel.discovery = discovery
                         if advertise is None:
-                            advertise = "127.0.0.1" if address[0] in _ANY else address[0]
+                            advertise = (
+                                await _outbound_address(epmd_address[0])
+                                if address[0] in _ANY
+                                else address[0]
+                            )
                         await nursery.start(discovery.run, advertise, address[1])
                     epmd_text = None if epmd_address is None else format_host_port(*epmd_address)
                     try:
@@ -454,6 +461,21 @@ async def open_node(
             raise error
         finally:
             error = None
+
+
+async def _outbound_address(toward: str) -> str:
+    """This host's address on the route to `toward`: a UDP socket's connect
+    picks the route and the source address without sending a packet."""
+    try:
+        infos = await trio.socket.getaddrinfo(toward, 9, type=socket.SOCK_DGRAM)
+        family, _, _, _, sockaddr = infos[0]
+        with trio.socket.socket(family, socket.SOCK_DGRAM) as sock:
+            await sock.connect(sockaddr)
+            local: str = sock.getsockname()[0]
+    except OSError as exc:
+        log.warning("cannot find a route to %s (%s): advertising 127.0.0.1", toward, exc)
+        return "127.0.0.1"
+    return local
 
 
 def _collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
