@@ -11,8 +11,10 @@ open_node("alpha", ...)                  async context manager -> Node
 
 Leaving the block shuts down in this order: the EPMD registration is removed
 (no new peer finds us), local actors end with `shutdown` (their exit signals
-and `Down`s still reach remote peers), every peer gets a goodbye after what
-was queued for it, then the listener and the sockets close.
+and `Down`s still reach remote peers, as with Erlang's ``init:stop()``), every
+peer gets a goodbye after what was queued for it (its node watchers see
+``connection_closed``, its links and monitors still open ``noconnection``),
+then the listener and the sockets close.
 """
 
 from __future__ import annotations
@@ -169,7 +171,8 @@ class Node(_SystemAPI):
     def disconnect(self, node: str) -> bool:
         """Close the connection to `node` (Erlang's `disconnect_node`): what is
         queued goes out first, then links and monitors across it fire with
-        `noconnection` and node watchers get `ta.NodeDown(node, "disconnect")`.
+        `noconnection` and node watchers get `ta.NodeDown(node, "disconnect")`
+        here, ``connection_closed`` on `node` (as Erlang reports it).
         False if it was not connected. A later send connects again."""
         return self.kernel.disconnect(node)
 
