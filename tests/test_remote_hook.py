@@ -188,7 +188,7 @@ async def test_node_down_fires_links_monitors_and_pending_calls(pair: Pair) -> N
     assert ta.Exit(other, "noconnection") in got
     assert ta.Down(ref, kv, "noconnection") in got
     assert ta.NodeDown("b", "noconnection") in got
-    assert results == {"call": "noconnection"}
+    assert results == {"call": ("nodedown", "b")}
     # While disconnected: link and monitor answer noconnection at once.
     async with a.actor(trap_exits=True) as me:
         ref = me.monitor(kv)

@@ -419,7 +419,8 @@ async def test_monitor_dead_pid_or_name_gives_noproc_at_once(system: ta.ActorSys
         ref = me.monitor(pid)
         assert me.receive_nowait() == ta.Down(ref, pid, "noproc")
         ref = me.monitor("ghost")
-        assert me.receive_nowait() == ta.Down(ref, "ghost", "noproc")
+        # A name is reported as (name, node), as Erlang's {Name, Node}.
+        assert me.receive_nowait() == ta.Down(ref, ("ghost", system.node_name), "noproc")
 
 
 async def test_monitor_by_name_and_demonitor(system: ta.ActorSystem) -> None:
@@ -431,7 +432,7 @@ async def test_monitor_by_name_and_demonitor(system: ta.ActorSystem) -> None:
         assert me.demonitor(ref2) is True
         assert me.demonitor(ref2) is False
         system.exit(pid, "bye")
-        assert await me.receive(timeout=5) == ta.Down(ref, "svc", "bye")
+        assert await me.receive(timeout=5) == ta.Down(ref, ("svc", system.node_name), "bye")
         with pytest.raises(trio.WouldBlock):
             me.receive_nowait()
 

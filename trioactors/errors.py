@@ -54,13 +54,21 @@ class CallTimeout(TrioActorsError):
 
 
 class CallFailed(TrioActorsError):
-    """The server of a `call` was down or went down: `reason` says why."""
+    """The server of a `call` was down or went down: `reason` says why
+    (``("nodedown", node_name)`` when its node is lost or unreachable)."""
 
     def __init__(self, reason: Any, dest: Any = None) -> None:
         self.reason = reason
         self.dest = dest
         where = f" to {dest!r}" if dest is not None else ""
-        super().__init__(f"call{where} failed: server exited with reason {reason!r}")
+        if type(reason) is tuple and len(reason) == 2 and reason[0] == "nodedown":
+            why = (
+                f"node {reason[1]!r} is down or unreachable (reason {reason!r}); "
+                "check that it runs and shares this node's cookie"
+            )
+        else:
+            why = f"server exited with reason {reason!r}"
+        super().__init__(f"call{where} failed: {why}")
 
 
 class StartFailed(TrioActorsError):

@@ -13,8 +13,10 @@ open_node("alpha", ...)                  async context manager -> Node
 Leaving the block shuts down in this order: child nodes started with
 `start_peer` are stopped, the EPMD registration is removed
 (no new peer finds us), local actors end with `shutdown` (their exit signals
-and `Down`s still reach remote peers), every peer gets a goodbye after what
-was queued for it, then the listener and the sockets close.
+and `Down`s still reach remote peers, as with Erlang's ``init:stop()``), every
+peer gets a goodbye after what was queued for it (its node watchers see
+``connection_closed``, its links and monitors still open ``noconnection``),
+then the listener and the sockets close.
 """
 
 from __future__ import annotations
@@ -28,14 +30,14 @@ import secrets
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
 from ..epmd import NodeInfo
-from ..errors import EpmdError
+from ..errors import CallFailed, CallTimeout, EpmdError, NotSerializable
 from ..otp.system import ActorSystem, open_actor_system
 from ..wire.cbor import MessageRegistry
 from ..wire.framing import DEFAULT_MAX_FRAME_SIZE
@@ -204,7 +206,8 @@ class Node(_SystemAPI):
     def disconnect(self, node: str) -> bool:
         """Close the connection to `node` (Erlang's `disconnect_node`): what is
         queued goes out first, then links and monitors across it fire with
-        `noconnection` and node watchers get `ta.NodeDown(node, "disconnect")`.
+        `noconnection` and node watchers get `ta.NodeDown(node, "disconnect")`
+        here, ``connection_closed`` on `node` (as Erlang reports it).
         False if it was not connected. A later send connects again."""
         return self.kernel.disconnect(node)
 
@@ -243,6 +246,62 @@ class Node(_SystemAPI):
         `ta.SpawnFailed`: node unreachable or gone, unknown name, start error."""
         return await self._spawner.spawn_on(node, name, *args, link_to=link_to, timeout=timeout)
 
+    # -- gen_server calls and casts to a name on several nodes
+
+    async def multi_call(
+        self,
+        nodes: Iterable[str] | None,
+        name: str,
+        request: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - one budget for every node
+    ) -> tuple[list[tuple[str, Any]], list[str]]:
+        """Call the server registered locally as `name` on each of `nodes`
+        at once (Erlang's `gen_server:multi_call`); None means this node and
+        every connected one. Returns ``(replies, bad_nodes)``: ``(node,
+        reply)`` for each node that answered within `timeout` seconds (None:
+        no limit) and the nodes that did not (unreachable, no such server,
+        it ended, no answer in time), both in the order of `nodes`. A late
+        answer is dropped. Raises `ta.NotSerializable` if `request` cannot
+        cross nodes."""
+        targets = self._multi_targets(nodes)
+        results: list[tuple[bool, Any]] = [(False, None)] * len(targets)
+        errors: list[BaseException] = []
+
+        async def one(i: int, node: str) -> None:
+            try:
+                results[i] = (True, await self.system.call((name, node), request, timeout))
+            except (CallFailed, CallTimeout):
+                pass
+            except NotSerializable as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            for i, node in enumerate(targets):
+                nursery.start_soon(one, i, node)
+        if errors:
+            raise errors[0]
+        replies = [(node, r[1]) for node, r in zip(targets, results, strict=True) if r[0]]
+        bad = [node for node, r in zip(targets, results, strict=True) if not r[0]]
+        return replies, bad
+
+    def abcast(self, nodes: Iterable[str] | None, name: str, request: Any) -> None:
+        """Cast `request` to the server registered locally as `name` on each of
+        `nodes` (Erlang's `gen_server:abcast`); None means this node and every
+        connected one. Never blocks; nodes or names that are not there drop it."""
+        for node in self._multi_targets(nodes):
+            self.system.cast((name, node), request)
+
+    def _multi_targets(self, nodes: Iterable[str] | None) -> list[str]:
+        if nodes is None:
+            return [self.name, *self.nodes()]
+        if isinstance(nodes, str):
+            raise TypeError(f"nodes is a list of node names, not the str {nodes!r}")
+        targets = list(nodes)
+        for node in targets:
+            if not isinstance(node, str):
+                raise TypeError(f"a node name is a str, not {node!r}")
+        return targets
+
     def monitor_nodes(self, pid: Pid) -> None:
         """Deliver `ta.NodeUp(node)` / `ta.NodeDown(node, reason)` to local
         `pid` for every connection that comes up or goes down."""
@@ -267,12 +326,24 @@ class Node(_SystemAPI):
         (anywhere among the connected nodes) or `pid` is not alive. Exactly
         one of several nodes racing for a name wins. `resolve(name, pid1,
         pid2) -> pid | None` picks the survivor when a healed partition brings
-        two registrations together (default: `ta.resolve_keep_first_node`:
-        the registration of the node whose name sorts first stays, the other
-        pid is exited with ``("global_name_conflict", name)``); only for a
-        local `pid`. Send to the name with the destination ``("global", name)``.
+        two registrations together; only for a local `pid`. The default,
+        `ta.resolve_keep_first_node` (Erlang's `random_exit_name`), keeps the
+        registration of the node whose name sorts first and kills the other
+        pid (reason ``killed``); with a resolver of your own the loser is
+        only unregistered (`ta.resolve_notify_all` also tells both pids).
+        Send to the name with the destination ``("global", name)``.
         """
         return await self._services.globals.register_global(name, pid, resolve=resolve)
+
+    async def re_register_global(
+        self, name: str, pid: Pid, *, resolve: Resolver | None = None
+    ) -> bool:
+        """Make the cluster-wide `name` refer to `pid`, taken or not (Erlang's
+        `global:re_register_name`): the previous holder keeps running, it only
+        loses the name. A `pid` that is not alive leaves the name
+        unregistered. False only when `pid` is of a node that is not
+        connected; `resolve` as for `register_global`."""
+        return await self._services.globals.re_register_global(name, pid, resolve=resolve)
 
     async def unregister_global(self, name: str) -> None:
         """Remove the cluster-wide `name` (harmless if it is not registered)."""

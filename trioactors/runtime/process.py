@@ -32,6 +32,9 @@ ActorFn: TypeAlias = Callable[..., Awaitable[Any]]
 
 NORMAL: Final = "normal"
 KILLED: Final = "killed"
+NOCONNECTION: Final = "noconnection"
+#: A call whose server's node is down fails with ``CallFailed((NODEDOWN, node))``.
+NODEDOWN: Final = "nodedown"
 _MISSING: Any = object()
 
 
@@ -92,6 +95,16 @@ def _classify(exc: BaseException) -> tuple[Any, bool]:
         if isinstance(e, _ExitActor):
             return e.reason, fatal
     return KILLED, fatal
+
+
+def _call_failure(down: Down) -> Any:
+    """The `CallFailed` reason for the `Down` that ended a call: gen:call's
+    ``{nodedown, Node}`` when the server's node is lost or unreachable."""
+    if down.reason == NOCONNECTION:
+        target = down.pid
+        node = target.node if isinstance(target, Pid) else target[1]
+        return (NODEDOWN, node)
+    return down.reason
 
 
 class Process(Mailbox):
@@ -181,6 +194,8 @@ class Process(Mailbox):
         Raises `ta.CallTimeout` after `timeout` seconds (None waits forever) and
         `ta.CallFailed(reason)` as soon as the server is or goes down (or is
         this very actor: ``calling_self``, which could never be answered).
+        When the server's node is lost or cannot be reached the reason is
+        ``("nodedown", node_name)``, like gen_server:call's ``{nodedown, Node}``.
         """
         if self._is_me(dest):
             raise CallFailed("calling_self", dest)
@@ -199,7 +214,7 @@ class Process(Mailbox):
             self.demonitor(ref, flush=True)
             raise CallTimeout(dest, timeout or 0.0) from None
         if type(msg) is Down:
-            raise CallFailed(msg.reason, dest)
+            raise CallFailed(_call_failure(msg), dest)
         self.demonitor(ref, flush=True)
         return msg[1]
 
@@ -237,7 +252,7 @@ class Process(Mailbox):
         elif isinstance(where, Pid) and system._router is not None:
             system._router.link(self.pid, where)
         else:
-            self._exit_signal(pid, "noconnection", True)
+            self._exit_signal(pid, NOCONNECTION, True)
 
     def unlink(self, pid: Pid) -> None:
         """Remove a link (both directions); no exit signal will come from it."""
@@ -253,8 +268,11 @@ class Process(Mailbox):
             system._router.unlink(self.pid, where)
 
     def monitor(self, dest: Dest) -> Ref:
-        """Watch `dest`: a `ta.Down(ref, dest, reason)` message arrives when it
-        ends (at once with ``noproc`` if it is not alive)."""
+        """Watch `dest`: a `ta.Down(ref, target, reason)` message arrives when it
+        ends (at once with ``noproc`` if it is not alive). `target` is the pid,
+        or ``(name, node_name)`` for a registered name, local ones included
+        (Erlang's ``{'DOWN', Ref, process, {Name, Node}, Reason}``); a
+        ``("global", name)`` monitor watches the pid holding the name."""
         system = self.system
         ref = system._new_ref()
         where = system._where(dest)
@@ -264,16 +282,16 @@ class Process(Mailbox):
             self._monitors[ref] = where.pid
             if where._monitored_by is None:
                 where._monitored_by = {}
-            where._monitored_by[ref] = (self.pid, dest)
+            where._monitored_by[ref] = (self.pid, system._monitor_label(dest, where.pid))
         elif where is None:
-            self._deliver(Down(ref, dest, "noproc"))
+            self._deliver(Down(ref, system._monitor_label(dest, None), "noproc"))
         elif system._router is not None:
             if self._monitors is None:
                 self._monitors = {}
             self._monitors[ref] = where
             system._router.monitor(self.pid, ref, where)
         else:
-            self._deliver(Down(ref, dest, "noconnection"))
+            self._deliver(Down(ref, where, NOCONNECTION))
         return ref
 
     def demonitor(self, ref: Ref, *, flush: bool = False) -> bool:

@@ -174,6 +174,16 @@ class System:
             f'("global", name), not {dest!r}'
         )
 
+    def _monitor_label(self, dest: Any, pid: Pid | None) -> Any:
+        """What the `Down` of a monitor of `dest` names: ``(name, node_name)``
+        for a registered name (a local one too, as in Erlang), the holder's
+        pid for ``("global", name)`` (None: not registered, named as given)."""
+        if type(dest) is str:
+            return (dest, self.node_name)
+        if pid is not None and type(dest) is tuple and dest[0] == GLOBAL:
+            return pid
+        return dest
+
     def send(self, dest: Dest, msg: Any) -> None:
         """Send `msg` to `dest`: never blocks, never raises for a dead pid or an
         unknown name (the message is dropped, like Erlang's ``!``)."""
