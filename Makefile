@@ -22,7 +22,7 @@ $(TEST_STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP) $@
 
 demo: $(STAMP)
-	$(BIN)/python examples/demo_cluster.py
+	$(BIN)/trioactors demo
 
 # Erlang/OTP is the reference peer for the EPMD compatibility tests; installed
 # when possible, otherwise those tests skip and say why.

@@ -18,7 +18,7 @@ from .. import __version__
 __all__ = ["build_parser", "main"]
 
 # Subcommand modules in help order.
-_COMMANDS = ("epmd", "nodes", "node", "ping")
+_COMMANDS = ("demo", "epmd", "nodes", "node", "ping")
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
