@@ -187,12 +187,16 @@ async def test_deferred_reply(system: ta.ActorSystem) -> None:
     assert results == [("released", "go"), ("released", "go")]
 
 
+class TrappingRecorder(Recorder):
+    trap_exits = True
+
+
 async def test_terminate_on_system_shutdown() -> None:
     seen: list[Any] = []
 
     async def listener(ctx: ta.Context) -> None:
         ctx.trap_exits = True  # outlives the server's shutdown to hear its report
-        await ctx.start_server(Recorder, ctx.pid)
+        await ctx.start_server(TrappingRecorder, ctx.pid)
         seen.append(await ctx.receive(match=lambda m: type(m) is tuple))
 
     async with ta.open_actor_system() as system:
@@ -204,8 +208,11 @@ async def test_terminate_on_system_shutdown() -> None:
 async def test_crash_in_terminate_becomes_the_exit_reason(system: ta.ActorSystem) -> None:
     async with system.actor() as me:
         pid = await system.start_server(Recorder, me.pid, True)
+        assert pid is not None
         ref = me.monitor(pid)
-        system.exit(pid, "shutdown")
+        with pytest.raises(ta.StopFailed) as info:
+            await system.stop(pid, "shutdown")
+        assert info.value.reason == ta.Crash("OSError", "terminate failed")
         assert await me.receive(timeout=5) == ("terminated", "shutdown")
         down = await me.receive(timeout=5)
         assert down.ref == ref and down.reason == ta.Crash("OSError", "terminate failed")
@@ -223,16 +230,20 @@ async def test_killed_server_skips_terminate(system: ta.ActorSystem) -> None:
 
 async def test_kill_interrupts_a_hanging_terminate(system: ta.ActorSystem) -> None:
     class Slow(ta.GenServer):
+        trap_exits = True
+
         async def terminate(self, reason: Any) -> None:
             await trio.sleep_forever()
 
-    async with system.actor() as me:
-        pid = await system.start_server(Slow)
+    async with system.actor(trap_exits=True) as me:
+        pid = await me.start_server(Slow, link=True)
+        assert pid is not None
         ref = me.monitor(pid)
-        system.exit(pid, "shutdown")
+        me.exit(pid, "shutdown")  # from its parent: terminate runs
         await trio.testing.wait_all_tasks_blocked()
         assert system.is_alive(pid)
         system.exit(pid, "kill")
+        assert await me.receive(timeout=5) == ta.Exit(pid, "killed")
         assert await me.receive(timeout=5) == ta.Down(ref, pid, "killed")
 
 

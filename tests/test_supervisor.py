@@ -27,6 +27,8 @@ async def worker(ctx: ta.Context, tag: str, log: list[tuple[str, str]]) -> None:
 
 
 class Server(ta.GenServer):
+    trap_exits = True  # so that a shutdown runs terminate, as in OTP
+
     async def init(self, tag: str, log: list[tuple[str, str]]) -> None:
         self.tag, self.log = tag, log
         log.append(("start", tag))
