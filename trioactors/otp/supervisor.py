@@ -647,7 +647,7 @@ async def _restart(ctx: Process, state: _State, child: _Child, reason: Any = Non
             await _stop_child(ctx, state, other)
             if other.spec.restart == "temporary":
                 state.remove(other)
-            else:
+            elif other is not child:  # a retried child shows restarting until it runs
                 state.set_pid(other, None)
         group = [c for c in group if c.spec.restart != "temporary"]
     for member in group:
