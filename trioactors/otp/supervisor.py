@@ -143,7 +143,9 @@ class ChildSpec:
 
     - `id`: unique among the supervisor's children.
     - `start`: an actor function ``async def fn(ctx, *args)``, a `ta.GenServer`
-      subclass (started with ``init(*args)``), or `ta.supervisor(...)`.
+      subclass (started with ``init(*args)``; an ``init`` returning
+      `ta.IGNORE` leaves the child not running, pid None), `ta.supervisor(...)`
+      or `ta.dynamic_supervisor(...)`.
     - `restart`: ``"permanent"`` (always), ``"transient"`` (unless it ends with
       ``normal``/``shutdown``), ``"temporary"`` (never; removed when it ends).
     - `shutdown`: seconds to wait after ``shutdown`` before killing it,
@@ -272,11 +274,16 @@ def supervisor(
     """A supervisor to start as a child: ``ChildSpec("sub", ta.supervisor([...]))``.
 
     A child that cannot be restarted (its ``init`` fails; for a remote child,
-    no candidate node is reachable or willing) counts as a restart and is
-    tried again at once, as OTP does, until the intensity (`max_restarts`
-    in `max_seconds`) is used up; then the supervisor stops its children and
-    ends with ``shutdown``. A child that fails to start while the supervisor
-    itself starts fails the supervisor's start (`ta.StartFailed`).
+    no candidate node is reachable or willing) is shown as `ta.RESTARTING`
+    and tried again, as OTP does, once the supervisor has served what is
+    already in its mailbox; each attempt counts as a restart, until the
+    intensity (`max_restarts` in `max_seconds`) is used up; then the
+    supervisor stops its children and ends with ``shutdown``. With
+    ``one_for_all`` each attempt stops the children already restarted and
+    starts the whole group again; with ``rest_for_one`` it starts again from
+    the child that failed. A child that fails to start while the supervisor
+    itself starts fails the supervisor's start (`ta.StartFailed`); one whose
+    ``init`` returns `ta.IGNORE` is kept as not running.
     """
     return SupervisorSpec(
         tuple(children), strategy=strategy, max_restarts=max_restarts, max_seconds=max_seconds
