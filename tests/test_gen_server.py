@@ -60,6 +60,7 @@ class Recorder(ta.GenServer):
 
 async def test_start_call_cast_info(system: ta.ActorSystem) -> None:
     pid = await system.start_server(Counter, 10, name="counter")
+    assert pid is not None
     assert system.whereis("counter") == pid
     assert await system.call("counter", 5, timeout=1.0) == 15
     assert await system.call(pid, 1) == 16
@@ -111,6 +112,7 @@ async def test_crash_during_call_fails_the_call_and_runs_terminate(
 ) -> None:
     async with system.actor() as me:
         pid = await system.start_server(Recorder, me.pid)
+        assert pid is not None
         with pytest.raises(ta.CallFailed) as info:
             await system.call(pid, "crash")
         assert info.value.reason == ta.Crash("ValueError", "handle_call failed")
@@ -132,6 +134,7 @@ async def test_call_to_dead_server_fails_at_once(
 
 async def test_call_timeout_and_late_reply(system: ta.ActorSystem, autojump_clock: Any) -> None:
     pid = await system.start_server(Counter)
+    assert pid is not None
     t0 = trio.current_time()
     with pytest.raises(ta.CallTimeout):
         await system.call(pid, "hang", timeout=2.0)
@@ -142,6 +145,7 @@ async def test_call_timeout_and_late_reply(system: ta.ActorSystem, autojump_cloc
 
 async def test_server_dying_during_call_fails_it(system: ta.ActorSystem) -> None:
     pid = await system.start_server(Counter)
+    assert pid is not None
 
     async def killer() -> None:
         await trio.testing.wait_all_tasks_blocked()
@@ -156,6 +160,7 @@ async def test_server_dying_during_call_fails_it(system: ta.ActorSystem) -> None
 
 async def test_stop_after_reply(system: ta.ActorSystem) -> None:
     pid = await system.start_server(Counter)
+    assert pid is not None
     assert await system.call(pid, "stop") == "stopping"
     assert await system.join(pid) in ("asked", "noproc")
 
@@ -174,6 +179,7 @@ async def test_deferred_reply(system: ta.ActorSystem) -> None:
             return len(self.waiting)
 
     pid = await system.start_server(Deferred)
+    assert pid is not None
     results: list[Any] = []
 
     async def waiter() -> None:
@@ -221,6 +227,7 @@ async def test_crash_in_terminate_becomes_the_exit_reason(system: ta.ActorSystem
 async def test_killed_server_skips_terminate(system: ta.ActorSystem) -> None:
     async with system.actor() as me:
         pid = await system.start_server(Recorder, me.pid)
+        assert pid is not None
         ref = me.monitor(pid)
         system.exit(pid, "kill")
         assert await me.receive(timeout=5) == ta.Down(ref, pid, "killed")
@@ -254,6 +261,7 @@ async def test_default_callbacks(system: ta.ActorSystem, caplog: pytest.LogCaptu
         pass
 
     pid = await system.start_server(Bare)
+    assert pid is not None
     system.send(pid, "stray")
     with pytest.raises(ta.CallFailed) as info:
         await system.call(pid, "anything")
@@ -275,6 +283,7 @@ async def test_trapping_server_ends_when_parent_says_so(system: ta.ActorSystem) 
 
     async with system.actor(trap_exits=True) as me:
         pid = await me.start_server(Trapper, me.pid, link=True)
+        assert pid is not None
         other = system.spawn(idle_actor)
         system.exit(pid, "not_from_parent")
         assert await me.receive(timeout=5) == ("info", ta.Exit(system.pid, "not_from_parent"))
@@ -290,6 +299,7 @@ async def idle_actor(ctx: ta.Context) -> None:
 
 async def test_many_concurrent_callers(system: ta.ActorSystem) -> None:
     pid = await system.start_server(Counter)
+    assert pid is not None
 
     async def caller() -> None:
         for _ in range(50):
