@@ -149,6 +149,7 @@ class _Echo(ta.GenServer):
 async def actor_calls(n: int) -> float:
     async with ta.open_actor_system() as system:
         server = await system.start_server(_Echo)
+        assert server is not None
 
         async def client(ctx: ta.Context) -> None:
             call = ctx.call

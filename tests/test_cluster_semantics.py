@@ -106,6 +106,7 @@ async def test_calls_to_a_lost_node_fail_with_nodedown() -> None:
     async with node("alpha", connect_timeout=5) as a:
         async with node("beta") as b:
             server = await b.start_server(Store, name="store")
+            assert server is not None
             await a.connect(addr(b))
             assert await a.call(server, 1, timeout=5) == ("beta", 1)
         # beta is gone (nothing listens at its address any more).
@@ -124,6 +125,7 @@ async def test_calls_to_a_lost_node_fail_with_nodedown() -> None:
 async def test_pending_call_fails_with_nodedown_when_the_connection_drops() -> None:
     async with node("alpha") as a, node("beta") as b:
         server = await b.start_server(Store, name="store")
+        assert server is not None
         await b.start_server(Sync, name="sync")
         await a.connect(addr(b))
         failures: list[ta.CallFailed] = []

@@ -112,6 +112,7 @@ async def test_send_named_send_and_absolute_pids() -> None:
 async def test_calls_and_casts_across_nodes() -> None:
     async with pair() as (a, b):
         pid = await b.start_server(Counter, 10, name="counter")
+        assert pid is not None
         remote = pid  # a pid works from any node
         assert await a.call(("counter", "beta"), 5, timeout=5) == 15
         assert await a.call(remote, 1, timeout=5) == 16
@@ -212,6 +213,7 @@ async def test_connection_loss_fires_noconnection_everywhere() -> None:
     async with pair() as (a, b):
         call_received = trio.Event()
         server = await b.start_server(Counter, 0, call_received, name="counter")
+        assert server is not None
         remote = server
         a.monitor_nodes(watcher_all := a.spawn(idle))
         async with a.actor(trap_exits=True) as me, a.actor() as nodes_watcher:
@@ -451,6 +453,7 @@ async def test_disconnect_and_reconnect_on_next_send() -> None:
     async with pair() as (a, b):
         b.spawn(echo, name="echo")
         server = await b.start_server(Counter, 0, name="counter")
+        assert server is not None
         async with a.actor() as me:
             ref = me.monitor(server)
             me.monitor_node("beta")

@@ -28,9 +28,29 @@ from .wire.terms import Pid, Ref
 
 # -- local runtime (system, gen_server, supervisor) --
 # isort: split
-from .errors import ActorExited, NoProc, SystemClosed
-from .otp.gen_server import NO_REPLY, Caller, GenServer
-from .otp.supervisor import ChildSpec, SupervisorSpec, supervisor
+from .errors import (
+    ActorExited,
+    ChildAlreadyPresent,
+    ChildAlreadyStarted,
+    ChildNotFound,
+    ChildRestarting,
+    ChildRunning,
+    MaxChildren,
+    NoProc,
+    StopFailed,
+    StopTimeout,
+    SupervisorError,
+    SystemClosed,
+)
+from .otp.gen_server import IGNORE, NO_REPLY, Caller, GenServer
+from .otp.supervisor import (
+    RESTARTING,
+    ChildCounts,
+    ChildSpec,
+    SupervisorSpec,
+    dynamic_supervisor,
+    supervisor,
+)
 from .otp.system import ActorSystem, Context, open_actor_system
 from .runtime.messages import Crash, Down, Exit, NodeDown, NodeUp, TimerRef
 
@@ -47,13 +67,21 @@ from .cluster.peer_nodes import PeerNode
 from .errors import NotLocalPid
 
 __all__ = [
+    "IGNORE",
     "NO_REPLY",
+    "RESTARTING",
     "ActorExited",
     "ActorSystem",
     "AuthenticationFailed",
     "CallFailed",
     "CallTimeout",
     "Caller",
+    "ChildAlreadyPresent",
+    "ChildAlreadyStarted",
+    "ChildCounts",
+    "ChildNotFound",
+    "ChildRestarting",
+    "ChildRunning",
     "ChildSpec",
     "ConnectionFailed",
     "Context",
@@ -68,6 +96,7 @@ __all__ = [
     "GenServer",
     "GroupJoin",
     "GroupLeave",
+    "MaxChildren",
     "MessageRegistry",
     "NameTaken",
     "NoProc",
@@ -83,12 +112,16 @@ __all__ = [
     "Ref",
     "SpawnFailed",
     "StartFailed",
+    "StopFailed",
+    "StopTimeout",
+    "SupervisorError",
     "SupervisorSpec",
     "SystemClosed",
     "TimerRef",
     "TlsFailed",
     "TrioActorsError",
     "__version__",
+    "dynamic_supervisor",
     "message",
     "open_actor_system",
     "open_node",

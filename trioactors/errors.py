@@ -9,10 +9,16 @@ __all__ = [
     "AuthenticationFailed",
     "CallFailed",
     "CallTimeout",
+    "ChildAlreadyPresent",
+    "ChildAlreadyStarted",
+    "ChildNotFound",
+    "ChildRestarting",
+    "ChildRunning",
     "ConnectionFailed",
     "EpmdError",
     "EpmdUnavailable",
     "FrameTooLarge",
+    "MaxChildren",
     "NameTaken",
     "NoProc",
     "NotLocalPid",
@@ -20,6 +26,9 @@ __all__ = [
     "ProtocolError",
     "SpawnFailed",
     "StartFailed",
+    "StopFailed",
+    "StopTimeout",
+    "SupervisorError",
     "SystemClosed",
     "TlsFailed",
     "TrioActorsError",
@@ -91,6 +100,129 @@ class ActorExited(TrioActorsError):
         self.reason = reason
         self.pid = pid
         super().__init__(f"actor {pid} was ended by an exit signal with reason {reason!r}")
+
+
+class SupervisorError(TrioActorsError):
+    """A supervisor refused an admin request (`start_child`, `terminate_child`,
+    `restart_child`, `delete_child`): `reason` is OTP's error atom as a str
+    (``"not_found"``, ``"running"``, ...), `child` the child id or pid asked for.
+
+    Raised as is with reason ``"simple_one_for_one"`` when a request needs
+    child ids but the supervisor is a dynamic one (its children have none)."""
+
+    def __init__(self, reason: str, sup: Any, child: Any, detail: str) -> None:
+        self.reason = reason
+        self.sup = sup
+        self.child = child
+        super().__init__(f"supervisor {sup!r}: {detail}")
+
+
+class ChildNotFound(SupervisorError):
+    """No child with that id (or, for a dynamic supervisor, that pid)."""
+
+    def __init__(self, sup: Any, child: Any) -> None:
+        super().__init__(
+            "not_found",
+            sup,
+            child,
+            f"has no child {child!r}; see which_children(sup) for the children it has",
+        )
+
+
+class ChildRunning(SupervisorError):
+    """`restart_child`/`delete_child` on a child that is running."""
+
+    def __init__(self, sup: Any, child: Any) -> None:
+        super().__init__(
+            "running",
+            sup,
+            child,
+            f"child {child!r} is running; stop it first with terminate_child(sup, {child!r})",
+        )
+
+
+class ChildRestarting(SupervisorError):
+    """`restart_child`/`delete_child` on a child the supervisor is busy
+    restarting (its start failed and is being retried)."""
+
+    def __init__(self, sup: Any, child: Any) -> None:
+        super().__init__(
+            "restarting",
+            sup,
+            child,
+            f"child {child!r} is being restarted (its start failed and is retried); "
+            f"wait, or stop the retries with terminate_child(sup, {child!r})",
+        )
+
+
+class ChildAlreadyPresent(SupervisorError):
+    """`start_child` with the id of a child the supervisor has but is not
+    running (OTP's ``already_present``)."""
+
+    def __init__(self, sup: Any, child: Any) -> None:
+        super().__init__(
+            "already_present",
+            sup,
+            child,
+            f"already has a child {child!r} (not running); start it with "
+            f"restart_child(sup, {child!r}) or remove it with delete_child(sup, {child!r})",
+        )
+
+
+class ChildAlreadyStarted(SupervisorError):
+    """`start_child` with the id of a running child (OTP's
+    ``{already_started, Pid}``); `pid` is that child's pid."""
+
+    def __init__(self, sup: Any, child: Any, pid: Any) -> None:
+        self.pid = pid
+        super().__init__(
+            "already_started",
+            sup,
+            child,
+            f"child {child!r} is already running as {pid}; give the new child another id",
+        )
+
+
+class MaxChildren(SupervisorError):
+    """A dynamic supervisor already has its `max_children` children."""
+
+    def __init__(self, sup: Any, limit: Any) -> None:
+        self.limit = limit
+        super().__init__(
+            "max_children",
+            sup,
+            None,
+            f"already has its max_children={limit} children; stop one "
+            "(terminate_child(sup, pid)) or raise max_children",
+        )
+
+
+class StopFailed(TrioActorsError):
+    """`stop(server, reason)` saw the server end with another reason than the
+    one asked for (typically a ``ta.Crash`` from its `terminate`): `reason`."""
+
+    def __init__(self, reason: Any, server: Any) -> None:
+        self.reason = reason
+        self.server = server
+        super().__init__(
+            f"stopping {server!r} failed: it ended with reason {reason!r} "
+            "(see its crash report for a failing terminate)"
+        )
+
+
+class StopTimeout(StopFailed):
+    """`stop(server, timeout=...)` waited in vain: the server is still running
+    (usually still in its `terminate`); OTP's ``timeout`` exit."""
+
+    def __init__(self, server: Any, timeout: float) -> None:
+        self.timeout = timeout
+        TrioActorsError.__init__(
+            self,
+            f"{server!r} did not stop within {timeout} s; it is still running (in its "
+            "terminate?): raise the timeout or end it with exit(pid, 'kill')",
+        )
+        self.reason = "timeout"
+        self.server = server
 
 
 class SystemClosed(TrioActorsError):
