@@ -14,6 +14,8 @@ from .errors import (
     ConnectionFailed,
     EpmdError,
     EpmdUnavailable,
+    EtfDecodeError,
+    EtfLimitExceeded,
     FrameTooLarge,
     NameTaken,
     NotSerializable,
@@ -23,6 +25,7 @@ from .errors import (
     TrioActorsError,
 )
 from .wire.cbor import MessageRegistry, message
+from .wire.etf import Atom, BitString, ErlangFun, EtfCodec, FrozenList, ImproperList, Port
 from .wire.terms import Pid, Ref
 
 # -- local runtime (system, gen_server, supervisor) --
@@ -48,7 +51,9 @@ __all__ = [
     "NO_REPLY",
     "ActorExited",
     "ActorSystem",
+    "Atom",
     "AuthenticationFailed",
+    "BitString",
     "CallFailed",
     "CallTimeout",
     "Caller",
@@ -61,11 +66,17 @@ __all__ = [
     "EpmdError",
     "EpmdServer",
     "EpmdUnavailable",
+    "ErlangFun",
+    "EtfCodec",
+    "EtfDecodeError",
+    "EtfLimitExceeded",
     "Exit",
     "FrameTooLarge",
+    "FrozenList",
     "GenServer",
     "GroupJoin",
     "GroupLeave",
+    "ImproperList",
     "MessageRegistry",
     "NameTaken",
     "NoProc",
@@ -76,6 +87,7 @@ __all__ = [
     "NotLocalPid",
     "NotSerializable",
     "Pid",
+    "Port",
     "ProtocolError",
     "Ref",
     "SpawnFailed",

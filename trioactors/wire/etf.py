@@ -83,7 +83,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import attrs
@@ -248,6 +248,10 @@ class BitString:
         return 8 * (len(self.data) - 1) + self.tail_bits
 
 
+def _to_tuple(items: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(items)
+
+
 def _check_improper(instance: ImproperList, attribute: Any, value: Any) -> None:
     if isinstance(value, list | FrozenList | ImproperList):
         raise ValueError("the tail of an ImproperList is not a list: use a list instead")
@@ -258,7 +262,7 @@ class ImproperList:
     """An Erlang list whose tail is not ``[]``: ``[1, 2 | tail]`` is
     ``ImproperList((1, 2), tail)``. `items` has at least one element."""
 
-    items: tuple[Any, ...] = attrs.field(converter=tuple)
+    items: tuple[Any, ...] = attrs.field(converter=_to_tuple)
     tail: Any = attrs.field(validator=_check_improper)
 
     def __attrs_post_init__(self) -> None:
@@ -272,24 +276,39 @@ class FrozenList:
     decode as `FrozenList` (a Python list is not hashable); it encodes as the
     same list. Elsewhere lists are plain Python lists."""
 
-    items: tuple[Any, ...] = attrs.field(converter=tuple)
+    items: tuple[Any, ...] = attrs.field(converter=_to_tuple)
 
 
-@attrs.frozen(slots=True, repr=False)
+@attrs.frozen(slots=True, repr=False, eq=False)
 class ErlangFun:
     """An Erlang fun, kept opaque: `data` is its exact external encoding (tag
     included, without the version byte), so it goes back to Erlang byte for
     byte. `module` and `arity` (and `function` for ``fun M:F/A``) are read
     from it.
 
-    Get one from `EtfCodec.decode`, or build ``fun M:F/A`` with
+    Export funs (``fun M:F/A``) are equal when module, function and arity
+    are (whatever atom encoding the sender used); closures when their bytes
+    are. Get one from `EtfCodec.decode`, or build ``fun M:F/A`` with
     `ErlangFun.export`.
     """
 
     data: bytes
-    module: Atom = attrs.field(eq=False)
-    arity: int = attrs.field(eq=False)
-    function: Atom | None = attrs.field(default=None, eq=False)
+    module: Atom
+    arity: int
+    function: Atom | None = None
+
+    def _identity(self) -> Any:
+        if self.function is not None:
+            return (self.module, self.function, self.arity)
+        return self.data
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ErlangFun):
+            return NotImplemented
+        return bool(self._identity() == other._identity())
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
 
     @classmethod
     def export(cls, module: str | Atom, function: str | Atom, arity: int) -> ErlangFun:
