@@ -84,6 +84,7 @@ import math
 import struct
 import zlib
 from collections.abc import Iterable, Sequence
+from math import isfinite
 from typing import Any, Final
 
 import attrs
@@ -190,6 +191,13 @@ class Atom:
     """
 
     name: str = attrs.field(validator=_check_atom_name)
+    # The atom's encoding, made once: atoms are sent over and over.
+    _etf: bytes = attrs.field(init=False, eq=False, order=False, repr=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        buf = bytearray()
+        _put_atom(buf, self.name)
+        object.__setattr__(self, "_etf", bytes(buf))
 
     def __str__(self) -> str:
         return self.name
@@ -348,6 +356,12 @@ _SUPPORTED: Final = (
 )
 
 
+_MISSING: Final = object()
+_ATOM_TAGS: Final = frozenset(
+    {SMALL_ATOM_UTF8_EXT, ATOM_UTF8_EXT, ATOM_EXT, SMALL_ATOM_EXT, ATOM_CACHE_REF}
+)
+
+
 class _Truncated(Exception):
     pass
 
@@ -400,7 +414,6 @@ class EtfCodec:
         self.max_atoms = max_atoms
         self.max_bignum_bytes = max_bignum_bytes
         self._pid_bytes: dict[Pid, bytes] = {}
-        self._atom_bytes: dict[str, bytes] = {}
         self._atoms: dict[bytes, Any] = {}
         self._pids: dict[bytes, Pid] = {}
         none_bytes = bytearray()
@@ -471,14 +484,7 @@ class EtfCodec:
         out += b"\x77\x04true" if term else b"\x77\x05false"
 
     def _enc_atom(self, term: Atom, out: bytearray, depth: int) -> None:
-        name = term.name
-        data = self._atom_bytes.get(name)
-        if data is None:
-            buf = bytearray()
-            _put_atom(buf, name)
-            data = bytes(buf)
-            _remember(self._atom_bytes, name, data)
-        out += data
+        out += term._etf
 
     def _enc_int(self, term: int, out: bytearray, depth: int) -> None:
         if 0 <= term <= 255:
@@ -537,9 +543,9 @@ class EtfCodec:
             out += _TAG_U8_U8.pack(SMALL_TUPLE_EXT, n)
         else:
             out += _TAG_U32.pack(LARGE_TUPLE_EXT, n)
-        enc = self._enc
+        encoders = self._encoders
         for item in term:
-            enc(item, out, depth)
+            (encoders.get(type(item)) or self._subclass_encoder(item))(item, out, depth)
 
     def _enc_list(self, term: Sequence[Any], out: bytearray, depth: int) -> None:
         n = len(term)
@@ -553,9 +559,9 @@ class EtfCodec:
             return
         depth = self._deeper(depth)
         out += _TAG_U32.pack(LIST_EXT, n)
-        enc = self._enc
+        encoders = self._encoders
         for item in term:
-            enc(item, out, depth)
+            (encoders.get(type(item)) or self._subclass_encoder(item))(item, out, depth)
         out.append(NIL_EXT)
 
     def _enc_frozen_list(self, term: FrozenList, out: bytearray, depth: int) -> None:
@@ -575,9 +581,10 @@ class EtfCodec:
         enc = self._enc
         kinds = {type(k) for k in term}
         if len(kinds) <= 1 and not kinds & _CONTAINER_KEYS:
+            encoders = self._encoders
             for key, value in term.items():
-                enc(key, out, depth)
-                enc(value, out, depth)
+                (encoders.get(type(key)) or self._subclass_encoder(key))(key, out, depth)
+                (encoders.get(type(value)) or self._subclass_encoder(value))(value, out, depth)
             return
         # Keys of different types can be equal terms ("a" and b"a", True and
         # Atom("true")): Erlang refuses a map with a duplicate key.
@@ -706,13 +713,15 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
 class _Decoder:
     """One decode: the buffer, the position and the atom count."""
 
-    __slots__ = ("atom_cache", "atoms", "codec", "data", "new_atoms", "pos")
+    __slots__ = ("atom_cache", "atoms", "codec", "data", "max_depth", "new_atoms", "pos", "size")
 
     def __init__(
         self, codec: EtfCodec, data: bytes, pos: int, atom_cache: Sequence[Atom] | None
     ) -> None:
         self.codec = codec
         self.data = data
+        self.size = len(data)
+        self.max_depth = codec.max_depth
         self.pos = pos
         self.atom_cache = atom_cache
         self.atoms = codec._atoms
@@ -726,7 +735,7 @@ class _Decoder:
     def take(self, n: int) -> bytes:
         pos = self.pos
         end = pos + n
-        if end > len(self.data):
+        if end > self.size:
             raise _Truncated
         self.pos = end
         return self.data[pos:end]
@@ -734,7 +743,7 @@ class _Decoder:
     def need(self, n: int) -> None:
         """At least `n` more bytes must follow (each element takes >= 1 byte):
         refuse a huge announced count before looping over it."""
-        if self.pos + n > len(self.data):
+        if self.pos + n > self.size:
             raise _Truncated
 
     def compressed(self) -> tuple[Any, int]:
@@ -776,21 +785,30 @@ class _Decoder:
         data = self.data
         pos = self.pos
         tag = data[pos]
+        if tag == SMALL_ATOM_UTF8_EXT:
+            # The hottest case: an atom seen before, found by its bytes.
+            end = pos + 2 + data[pos + 1]
+            if end <= self.size:
+                value = self.atoms.get(data[pos + 2 : end], _MISSING)
+                if value is not _MISSING:
+                    self.pos = end
+                    return value
         self.pos = pos + 1
         if tag == SMALL_INTEGER_EXT:
             self.pos = pos + 2
             return data[pos + 1]
-        if tag == SMALL_ATOM_UTF8_EXT or tag == ATOM_UTF8_EXT or tag == ATOM_EXT:
-            return self.atom_value(tag)
-        if tag == SMALL_ATOM_EXT or tag == ATOM_CACHE_REF:
+        if tag in _ATOM_TAGS:
             return self.atom_value(tag)
         if tag == INTEGER_EXT:
             self.pos = pos + 5
             return _I32.unpack_from(data, pos + 1)[0]
         if tag == BINARY_EXT:
             (n,) = _U32.unpack_from(data, pos + 1)
-            self.pos = pos + 5
-            raw = self.take(n)
+            end = pos + 5 + n
+            if end > self.size:
+                raise _Truncated
+            self.pos = end
+            raw = data[pos + 5 : end]
             if self.codec.binaries_as_str:
                 try:
                     return raw.decode("utf-8")
@@ -804,14 +822,25 @@ class _Decoder:
             else:
                 (n,) = _U32.unpack_from(data, pos + 1)
                 self.pos = pos + 5
-            self.need(n)
-            depth = self.deeper(depth, pos)
+            if self.pos + n > self.size:
+                raise _Truncated
+            if depth >= self.max_depth:
+                raise EtfLimitExceeded("max_depth", depth + 1, self.max_depth, pos)
+            depth += 1
             # Loops, not comprehensions: a comprehension is one more Python
             # frame per nesting level (3.11), and depth is bounded by frames.
-            items = []
+            items: list[Any] = []
+            append = items.append
+            term = self.term
             for _ in range(n):
-                items.append(self.term(depth))
+                append(term(depth))
             return tuple(items)
+        if tag == NEW_FLOAT_EXT:
+            self.pos = pos + 9
+            number = _F64.unpack_from(data, pos + 1)[0]
+            if isfinite(number):
+                return number
+            raise self.fail(f"float {number} (Erlang floats are finite)", pos)
         if tag == NIL_EXT:
             return []
         if tag == STRING_EXT:
@@ -839,9 +868,6 @@ class _Decoder:
             ids = _REF_WORDS[n].unpack_from(data, self.pos)
             self.pos += 4 * n
             return Ref(node, creation, ids)
-        if tag == NEW_FLOAT_EXT:
-            self.pos = pos + 9
-            return self.finite(_F64.unpack_from(data, pos + 1)[0], pos)
         if tag == SMALL_BIG_EXT or tag == LARGE_BIG_EXT:
             if tag == SMALL_BIG_EXT:
                 n = data[pos + 1]
@@ -968,11 +994,11 @@ class _Decoder:
         for _ in range(n):
             key_at = self.pos
             key = item(depth)
+            value = item(depth)
             try:
-                hash(key)
-            except TypeError:
-                key = self.freeze(key, key_at)
-            result[key] = item(depth)
+                result[key] = value
+            except TypeError:  # unhashable: a list (or map) in the key
+                result[self.freeze(key, key_at)] = value
         if len(result) != n:
             raise self.fail(
                 "map with duplicate keys (or keys Python deems equal, such as 1, 1.0 and true)",
@@ -1018,8 +1044,8 @@ class _Decoder:
         raw, utf8 = self.atom_bytes(tag)
         # Only UTF-8 names are memoised: Latin-1 atoms are legacy and rare.
         key = raw
-        value = self.atoms.get(key) if utf8 else None
-        if value is not None:
+        value = self.atoms.get(key, _MISSING) if utf8 else _MISSING
+        if value is not _MISSING:
             return value
         if key not in self.new_atoms:
             if len(self.new_atoms) >= self.codec.max_atoms:
@@ -1034,7 +1060,7 @@ class _Decoder:
         if len(name) > MAX_ATOM_LENGTH:
             raise EtfLimitExceeded("atom_length", len(name), MAX_ATOM_LENGTH, start)
         value = self.python_atom(name)
-        if value is not None and utf8:
+        if utf8:
             _remember(self.atoms, key, value)
         return value
 
