@@ -416,6 +416,7 @@ class EtfCodec:
         self._pid_bytes: dict[Pid, bytes] = {}
         self._atoms: dict[bytes, Any] = {}
         self._pids: dict[bytes, Pid] = {}
+        self._node_bytes: dict[str, bytes] = {}
         none_bytes = bytearray()
         if none_atom is not None:
             _put_atom(none_bytes, none_atom)
@@ -616,10 +617,15 @@ class EtfCodec:
         out += data
 
     def _enc_node(self, node: str, out: bytearray) -> None:
-        try:
-            self._enc_atom(Atom(node), out, 0)
-        except (TypeError, ValueError) as exc:
-            raise NotSerializable(f"node name {node!r} is not an atom: {exc}") from None
+        # Node names repeat in every pid, ref and port: their atom bytes are memoised.
+        data = self._node_bytes.get(node)
+        if data is None:
+            try:
+                data = Atom(node)._etf
+            except (TypeError, ValueError) as exc:
+                raise NotSerializable(f"node name {node!r} is not an atom: {exc}") from None
+            _remember(self._node_bytes, node, data)
+        out += data
 
     def _enc_ref(self, term: Ref, out: bytearray, depth: int) -> None:
         ids = term.ids
@@ -631,7 +637,8 @@ class EtfCodec:
             raise NotSerializable(f"{term!r} does not fit Erlang's references (1..5 32-bit words)")
         out += _TAG_U16.pack(NEWER_REFERENCE_EXT, len(ids))
         self._enc_node(term.node, out)
-        out += struct.pack(f">I{len(ids)}I", term.creation, *ids)
+        out += _U32.pack(term.creation)
+        out += _REF_WORDS[len(ids)].pack(*ids)
 
     def _enc_port(self, term: Port, out: bytearray, depth: int) -> None:
         if not (0 <= term.id < _DWORD and 0 <= term.creation < _WORD):
