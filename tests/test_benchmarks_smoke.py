@@ -31,3 +31,18 @@ def test_peers_benchmark_quick_run() -> None:
     assert proc.returncode == 0, proc.stderr
     for figure in ("1. bare trio", "2. one node", "peers:", "speed-up"):
         assert figure in proc.stdout
+
+
+ETF_BENCH = BENCH.parent / "etf.py"
+
+
+def test_etf_benchmark_quick_run() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ETF_BENCH), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for figure in ("reg_send control", "gen_server call", "list of 1000 tuples", "cbor2/s"):
+        assert figure in proc.stdout

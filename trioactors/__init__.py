@@ -14,6 +14,8 @@ from .errors import (
     ConnectionFailed,
     EpmdError,
     EpmdUnavailable,
+    EtfDecodeError,
+    EtfLimitExceeded,
     FrameTooLarge,
     NameTaken,
     NotSerializable,
@@ -24,6 +26,7 @@ from .errors import (
     TrioActorsError,
 )
 from .wire.cbor import MessageRegistry, message
+from .wire.etf import Atom, BitString, ErlangFun, EtfCodec, FrozenList, ImproperList, Port
 from .wire.terms import Pid, Ref
 
 # -- local runtime (system, gen_server, supervisor) --
@@ -72,7 +75,9 @@ __all__ = [
     "RESTARTING",
     "ActorExited",
     "ActorSystem",
+    "Atom",
     "AuthenticationFailed",
+    "BitString",
     "CallFailed",
     "CallTimeout",
     "Caller",
@@ -91,11 +96,17 @@ __all__ = [
     "EpmdError",
     "EpmdServer",
     "EpmdUnavailable",
+    "ErlangFun",
+    "EtfCodec",
+    "EtfDecodeError",
+    "EtfLimitExceeded",
     "Exit",
     "FrameTooLarge",
+    "FrozenList",
     "GenServer",
     "GroupJoin",
     "GroupLeave",
+    "ImproperList",
     "MaxChildren",
     "MessageRegistry",
     "NameTaken",
@@ -108,6 +119,7 @@ __all__ = [
     "NotSerializable",
     "PeerNode",
     "Pid",
+    "Port",
     "ProtocolError",
     "Ref",
     "SpawnFailed",

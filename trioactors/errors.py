@@ -17,6 +17,8 @@ __all__ = [
     "ConnectionFailed",
     "EpmdError",
     "EpmdUnavailable",
+    "EtfDecodeError",
+    "EtfLimitExceeded",
     "FrameTooLarge",
     "MaxChildren",
     "NameTaken",
@@ -249,6 +251,32 @@ class FrameTooLarge(ProtocolError):
         self.size = size
         self.limit = limit
         super().__init__(f"frame of {size} bytes exceeds the maximum of {limit} bytes")
+
+
+class EtfDecodeError(ProtocolError):
+    """Bytes are not a valid Erlang external term (`ta.EtfCodec.decode`): the
+    message says what is wrong and at which byte offset."""
+
+
+class EtfLimitExceeded(EtfDecodeError):
+    """An external term broke one of the decoder's limits (`limit` names it:
+    ``max_depth``, ``max_size``, ``max_atoms``, ``max_bignum_bytes``, or the
+    255-character atom length of Erlang); raise the `ta.EtfCodec` limit if
+    the peer is trusted and the term legitimate."""
+
+    def __init__(self, limit: str, value: int, maximum: int, offset: int) -> None:
+        self.limit = limit
+        self.value = value
+        self.maximum = maximum
+        self.offset = offset
+        hint = (
+            "Erlang itself allows no longer atoms"
+            if limit == "atom_length"
+            else f"raise EtfCodec({limit}=...) if the peer is trusted"
+        )
+        super().__init__(
+            f"external term at byte {offset} exceeds {limit}: {value} > {maximum}; {hint}"
+        )
 
 
 class ConnectionFailed(TrioActorsError):
