@@ -161,6 +161,7 @@ def run_erl(script: str, lines: list[str], tmp_path: Path) -> list[str]:
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=tmp_path,  # a crashing erl writes erl_crash.dump into its cwd
         env={"ETF_CASES": str(cases), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     # The tail of the output: erl's crash report, not the hex of every term.

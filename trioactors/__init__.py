@@ -20,6 +20,7 @@ from .errors import (
     NameTaken,
     NotSerializable,
     ProtocolError,
+    RpcFailed,
     SpawnFailed,
     StartFailed,
     TlsFailed,
@@ -68,6 +69,8 @@ from .cluster.groups import GroupJoin, GroupLeave
 from .cluster.node import Node, open_node
 from .cluster.peer_nodes import PeerNode
 from .errors import NotLocalPid
+from .otp.tree import SupervisionNode
+from .runtime.introspection import ProcessInfo
 
 __all__ = [
     "IGNORE",
@@ -120,12 +123,15 @@ __all__ = [
     "PeerNode",
     "Pid",
     "Port",
+    "ProcessInfo",
     "ProtocolError",
     "Ref",
+    "RpcFailed",
     "SpawnFailed",
     "StartFailed",
     "StopFailed",
     "StopTimeout",
+    "SupervisionNode",
     "SupervisorError",
     "SupervisorSpec",
     "SystemClosed",

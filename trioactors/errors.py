@@ -26,6 +26,7 @@ __all__ = [
     "NotLocalPid",
     "NotSerializable",
     "ProtocolError",
+    "RpcFailed",
     "SpawnFailed",
     "StartFailed",
     "StopFailed",
@@ -299,6 +300,23 @@ class EpmdError(TrioActorsError):
 
 class EpmdUnavailable(EpmdError):
     """No EPMD daemon answered at the given address."""
+
+
+class RpcFailed(TrioActorsError):
+    """An rpc reached the node but did not return a value: the function is
+    not registered there (``("undef", name)``), it raised (``("EXIT",
+    reason)``, with a `ta.Crash`), or the request was malformed. `reason`
+    holds Erlang's ``badrpc`` reason."""
+
+    def __init__(self, node: str, function: str, reason: Any) -> None:
+        self.node = node
+        self.function = function
+        self.reason = reason
+        if isinstance(reason, tuple) and reason[:1] == ("undef",):
+            detail = "no such function is registered there (see node.register_rpc)"
+        else:
+            detail = f"badrpc {reason!r}"
+        super().__init__(f"rpc {function!r} on node {node!r}: {detail}")
 
 
 class NotLocalPid(TrioActorsError):

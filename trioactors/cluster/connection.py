@@ -220,6 +220,18 @@ class Connection:
         self.bytes_in = 0
         self.bytes_out = 0
         self.writes = 0
+        #: Records received and sent (ticks not counted), for introspection.
+        self.frames_in = 0
+        self.frames_out = 0
+        #: trio.current_time() when the connection came up, and when a byte
+        #: from the peer was last seen (to the tick checker's quarter-tick).
+        self.since = trio.current_time()
+        self.last_heard = self.since
+
+    @property
+    def queued(self) -> int:
+        """Frames waiting for the writer."""
+        return len(self._queue)
 
     @property
     def open(self) -> bool:
@@ -231,6 +243,7 @@ class Connection:
         never blocks (dropped once closing)."""
         if self._closing or self.reason is not None:
             return
+        self.frames_out += 1
         waiting = self._writer_waiting
         if waiting is None:
             # The writer is busy or about to run: it takes this frame too.
@@ -308,6 +321,7 @@ class Connection:
         try:
             while (body := next_frame()) is not None:
                 if body:  # empty bodies are ticks
+                    self.frames_in += 1
                     on_frame(body)
         except ProtocolError as exc:
             self._protocol_error(exc)
@@ -380,8 +394,10 @@ class Connection:
                 else:
                     quiet = 0
                     seen_in = self.bytes_in
+                    self.last_heard = trio.current_time()
                 if self.writes == seen_writes and self._writer_waiting is not None:
                     self.send_frame(TICK)
+                    self.frames_out -= 1  # a tick is not a record
                 seen_writes = self.writes
 
     async def _writer(self) -> None:

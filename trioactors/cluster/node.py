@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from ..epmd import NodeInfo
-from ..errors import CallFailed, CallTimeout, EpmdError, NotSerializable
+from ..errors import CallFailed, CallTimeout, EpmdError, NotSerializable, RpcFailed
 from ..otp.system import ActorSystem, open_actor_system
 from ..wire.cbor import MessageRegistry
 from ..wire.framing import DEFAULT_MAX_FRAME_SIZE
@@ -48,6 +48,7 @@ from .globals import Resolver
 from .kernel import NetKernel
 from .peer_nodes import PeerNode, PeerNodes, open_peer_nodes
 from .routing import Routing
+from .rpc import REX, ConnectionInfo, Rex, RpcFunctions, connection_info, register_builtins
 from .services import ClusterServices
 from .spawn import RemoteSpawn
 
@@ -132,6 +133,7 @@ class Node(_SystemAPI):
     ) -> None:
         self.system = system
         self._peer_nodes = peer_nodes
+        self._rpc = RpcFunctions()
         self.kernel = kernel
         self._spawner = spawner
         #: (host, port) this node listens on.
@@ -214,6 +216,46 @@ class Node(_SystemAPI):
     def nodes(self) -> list[str]:
         """Names of the nodes connected right now (Erlang's `nodes()`)."""
         return self.kernel.nodes()
+
+    def register_rpc(self, name: str, fn: Callable[..., Any]) -> None:
+        """Let peers (and `trioactors rpc`) call `fn` as `name` through
+        `rpc`; `fn` may be sync or async, its arguments and result plain
+        data. Only registered functions can be called, never arbitrary code."""
+        self._rpc.register(name, fn)
+
+    def unregister_rpc(self, name: str) -> bool:
+        """Withdraw an rpc function; False if it was not registered."""
+        return self._rpc.unregister(name)
+
+    async def rpc(
+        self,
+        node: str,
+        function: str,
+        *args: Any,
+        timeout: float | None = 5.0,  # noqa: ASYNC109 - as call's
+    ) -> Any:
+        """Call the function registered as `function` on `node` (this node's
+        own name works too) with `args` and return its result (Erlang's
+        ``rpc:call``). Raises `ta.RpcFailed` when it is not registered there
+        or raises, `ta.CallFailed` / `ta.CallTimeout` as `call` does when the
+        node cannot be reached or does not answer in time. Every node offers
+        ``trioactors.node_info``, ``trioactors.processes``,
+        ``trioactors.process_info``, ``trioactors.connections``,
+        ``trioactors.supervision_trees`` and ``trioactors.functions``."""
+        reply = await self.system.call((REX, node), ("call", function, list(args)), timeout)
+        if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "ok":
+            return reply[1]
+        reason = reply[1] if isinstance(reply, tuple) and len(reply) == 2 else reply
+        raise RpcFailed(node, function, reason)
+
+    def connection_stats(self) -> list[ConnectionInfo]:
+        """Per-peer connection figures (`ConnectionInfo`), by node name."""
+        stats = []
+        for name in sorted(self.kernel.nodes()):
+            peer = self.kernel.peers.get(name)
+            if peer is not None and peer.conn is not None:
+                stats.append(connection_info(name, peer.conn))
+        return stats
 
     def node_of(self, pid: Pid) -> str:
         """The name of the node `pid` lives on (`pid.node`)."""
@@ -507,6 +549,8 @@ async def open_node(
                             kernel, cookie=secret, epmd=epmd_text
                         ) as peer_nodes:
                             node = Node(system, kernel, spawner, address, discovery, peer_nodes)
+                            register_builtins(node._rpc, node)
+                            await system.start_server(Rex, node._rpc, name=REX)
                             log.info("node %r listening on %s:%d", name, *address)
                             try:
                                 yield node

@@ -27,6 +27,7 @@ from .supervisor import (
     _which_children,
     dynamic_supervisor,
 )
+from .tree import SupervisionNode, supervision_trees
 
 __all__ = ["ActorSystem", "Context", "open_actor_system"]
 
@@ -244,6 +245,11 @@ class ActorSystem(System):
         """How many children a local supervisor has (OTP's ``count_children/1``):
         a `ta.ChildCounts` with `specs`, `active`, `supervisors`, `workers`."""
         return _count_children(self._supervisor(sup))
+
+    def supervision_trees(self) -> list[SupervisionNode]:
+        """Every local supervision tree: the supervisors no local supervisor
+        supervises, each a `ta.SupervisionNode` with its children, nested."""
+        return supervision_trees(self)
 
     def _supervisor(self, sup: Pid | str) -> Process:
         proc = self._where(sup)

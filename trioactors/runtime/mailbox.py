@@ -43,7 +43,7 @@ _EMPTY: Final = object()
 class Mailbox:
     """A queue of messages with ordered selective receive (base of `Context`)."""
 
-    __slots__ = ("_burst", "_dying", "_queue", "_saved", "_waiter")
+    __slots__ = ("_burst", "_dying", "_queue", "_received", "_saved", "_waiter")
 
     def __init__(self) -> None:
         # Both queues are made on first use: most actors idle with none.
@@ -53,8 +53,11 @@ class Mailbox:
         self._burst = 0
         # Set when the owner has been told to end: stop taking messages.
         self._dying = False
+        # Messages delivered so far (process_info's `received`).
+        self._received = 0
 
     def _deliver(self, msg: Any) -> None:
+        self._received += 1
         waiter = self._waiter
         if waiter is not None:
             # Hand the message straight to the parked reader.

@@ -145,6 +145,7 @@ class Process(Mailbox):
         self._waiter = None
         self._burst = 0
         self._dying = False
+        self._received = 0
         self.system = system
         self.pid = pid
         # The process table's key of this actor (see System._key_of).

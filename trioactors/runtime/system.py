@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 import outcome
 import trio
 
-from ..errors import ActorExited, NoProc, StartFailed, SystemClosed
+from ..errors import ActorExited, NoProc, NotLocalPid, StartFailed, SystemClosed
 from ..wire.terms import NO_NODE, Pid, Ref, intern_node
+from .introspection import ProcessInfo, process_info
 from .messages import GEN_CAST, Crash, Down, Exit, TimerRef
 from .process import KILLED, NORMAL, ActorFn, Dest, Process, _classify, _Started
 from .registry import Registry
@@ -108,6 +109,18 @@ class System:
         return self._router
 
     # -- pids and refs
+
+    def process_info(self, pid: Pid | str) -> ProcessInfo | None:
+        """A `ta.ProcessInfo` snapshot of a local process (a pid or a
+        registered name), or None if it is not alive (Erlang's
+        ``process_info/1``). Raises `ta.NotLocalPid` for another node's pid:
+        ask that node (``node.rpc(node, "trioactors.process_info", pid)``)."""
+        if isinstance(pid, Pid) and not self.is_local(pid):
+            raise NotLocalPid(pid, "read process_info")
+        proc = self._where(pid) if isinstance(pid, str) else self._local_process(pid)
+        if not isinstance(proc, Process) or not proc.alive:
+            return None
+        return process_info(self, proc)
 
     def is_local(self, pid: Pid) -> bool:
         """True when `pid` names an actor of this system (alive or not): same
@@ -195,6 +208,7 @@ class System:
         ):
             proc = self._procs.get(dest.id)
             if proc is not None:
+                proc._received += 1
                 waiter = proc._waiter
                 if waiter is None:
                     queue = proc._queue
