@@ -28,9 +28,9 @@ import outcome
 import trio
 
 from ..errors import ActorExited, NoProc, StartFailed, SystemClosed
-from ..wire.terms import NO_NODE, Pid, Ref, intern_node
+from ..wire.terms import NO_NODE, Pid, Ref, fresh_ref, intern_node
 from .messages import GEN_CAST, Crash, Down, Exit, TimerRef
-from .process import KILLED, NORMAL, ActorFn, Dest, Process, _classify, _Started
+from .process import KILLED, NORMAL, ActorFn, Dest, Process, _classify, _ExitActor, _Started
 from .registry import Registry
 from .router import RemoteName, RemoteSignals, Router
 
@@ -124,7 +124,7 @@ class System:
     def _new_ref(self) -> Ref:
         n = next(self._refs)
         if n < _WORD:
-            return Ref(self.node_name, self.creation, (n,))
+            return fresh_ref(self.node_name, self.creation, (n,))
         return Ref.of(self.node_name, self.creation, n)
 
     def _local_process(self, pid: Pid) -> Process | None:
@@ -186,14 +186,17 @@ class System:
             proc = self._procs.get(dest.id)
             if proc is not None:
                 waiter = proc._waiter
-                if waiter is None:
-                    queue = proc._queue
-                    if queue is None:
-                        queue = proc._queue = deque()
-                    queue.append(msg)
-                else:
-                    proc._waiter = None
-                    _reschedule(waiter, _Value(msg))
+                if waiter is not None:
+                    if proc._call_ref is None:
+                        proc._waiter = None
+                        _reschedule(waiter, _Value(msg))
+                        return
+                    if proc._answer(msg):
+                        return
+                queue = proc._queue
+                if queue is None:
+                    queue = proc._queue = deque()
+                queue.append(msg)
             return
         where = self._where(dest)
         if where is None:
@@ -212,6 +215,22 @@ class System:
     def cast(self, dest: Dest, request: Any) -> None:
         """Send a gen_server cast."""
         self.send(dest, (GEN_CAST, request))
+
+    def _reply(self, to: Pid, ref: Ref, value: Any) -> None:
+        """Answer call `ref` of `to` through its alias: the reply reaches the
+        call while it waits and is dropped after it ended (OTP 25's gen:reply
+        to an alias), never left in the caller's mailbox."""
+        if to.node is self.node_name and to.creation == self.creation and not to.serial:
+            proc = self._procs.get(to.id)
+        elif self.is_local(to):
+            proc = self._local_process(to)
+        else:
+            router = self._router
+            if router is not None:
+                router.reply(to, ref, value)
+            return
+        if proc is not None:
+            proc._take_reply(ref, value)
 
     # -- processes
 
@@ -410,6 +429,9 @@ class System:
             if ctx.alive:
                 reason, _ = _classify(exc)
                 self._finish(ctx, ctx._reason if ctx._dying else reason)
+            if isinstance(exc, _ExitActor) and ctx._dying:
+                # ctx.exit(ctx.pid, reason): the block ends as for any signal.
+                raise ActorExited(ctx._reason, ctx.pid) from None
             raise
         if ctx._dying:
             self._finish(ctx, ctx._reason)
@@ -562,6 +584,13 @@ class System:
         proc = self._addressee(to)
         if proc is not None:
             proc._deliver(msg)
+
+    def deliver_reply(self, to: Pid, ref: Ref, value: Any) -> None:
+        """A peer's reply to call `ref` of local pid `to`: handed to the call
+        if it still waits, else dropped (the alias is no longer active)."""
+        proc = self._addressee(to)
+        if proc is not None:
+            proc._take_reply(ref, value)
 
     def deliver_named(self, name: str, msg: Any) -> None:
         """A message from a peer for the locally registered `name`."""
