@@ -50,6 +50,10 @@ _WouldBlock = trio.WouldBlock
 _EMPTY: Final = object()
 
 
+class _CallExpired(Exception):
+    """Thrown into a parked call by the system's call timer: it timed out."""
+
+
 class _CallDown(Exception):
     """Thrown into a parked call: the server's monitor fired with `reason`."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias, overload
 
+import outcome
 import trio
 
 from ..errors import CallFailed, CallTimeout, NoProc
@@ -18,6 +19,7 @@ from ..wire.terms import Pid, Ref
 from .mailbox import (
     Mailbox,
     _CallDown,
+    _CallExpired,
     _checkpoint,
     _current_task,
     _reschedule,
@@ -229,25 +231,25 @@ class Process(Mailbox):
             raise CallFailed("noproc", dest)
         else:
             ref = self._remote_call(where, dest, request)
+        if timeout is not None:
+            # The system's call timer, not a cancel scope per call: entering
+            # and leaving one costs more than the rest of the call.
+            system._expire_call_in(timeout, ref, self)
         self._waiter = _current_task()
         self._call_ref = ref
-        value: Any = _MISSING
         try:
-            if timeout is None:
-                value = await _wait_task_rescheduled(self._abort)
-            else:
-                # A bare cancel scope: cheaper than fail_after's wrapper.
-                with trio.CancelScope(deadline=trio.current_time() + timeout):
-                    value = await _wait_task_rescheduled(self._abort)
+            value = await _wait_task_rescheduled(self._abort)
         except _CallDown as down:
             # The monitor has fired (and is gone): the server is down.
+            self._end_call(ref, where)
             raise CallFailed(down.reason, dest) from None
+        except _CallExpired:
+            self._end_call(ref, where)
+            raise CallTimeout(dest, timeout or 0.0) from None
         except BaseException:
             self._end_call(ref, where)
             raise
         self._end_call(ref, where)
-        if value is _MISSING and timeout is not None:
-            raise CallTimeout(dest, timeout)
         return value
 
     def _remote_call(self, where: Pid | RemoteName, dest: Any, request: Any) -> Ref:
@@ -272,7 +274,10 @@ class Process(Mailbox):
         return ref
 
     def _end_call(self, ref: Ref, where: Any) -> None:
-        """Drop a call's monitor (its alias is already inactive)."""
+        """Drop a call's timer and monitor (its alias is already inactive)."""
+        deadlines = self.system._call_deadlines
+        if deadlines:
+            deadlines.pop(ref, None)
         mons = self._monitors
         if mons is None or mons.pop(ref, None) is None:
             # Already fired: its Down may be queued; the call has its answer.
@@ -482,6 +487,16 @@ class Process(Mailbox):
             self._waiter = None
             self._call_ref = None
             _reschedule(waiter, _Value(value))
+
+    def _call_expired(self, ref: Ref) -> None:
+        # The system's call timer: call `ref` has waited its timeout.
+        call_ref = self._call_ref
+        if call_ref is not None and (call_ref is ref or call_ref == ref):
+            waiter = self._waiter
+            assert waiter is not None  # a call ref is set only while its task waits
+            self._waiter = None
+            self._call_ref = None
+            _reschedule(waiter, outcome.Error(_CallExpired()))
 
     def _cleaning_up(self) -> bool:
         return self._cleanup_scope is not None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator
@@ -88,6 +89,12 @@ class System:
         self._refs = itertools.count(1)
         self._timer_ids = itertools.count(1)
         self._timers: dict[int, trio.CancelScope] = {}
+        # Pending calls with a timeout: ref -> (deadline, caller). One task
+        # (_expire_calls) sleeps until the earliest; a reply just drops the entry.
+        self._call_deadlines: dict[Ref, tuple[float, Process]] = {}
+        self._next_expiry = math.inf
+        self._expiry_scope: trio.CancelScope | None = None
+        self._expiring = False
         self._router: Router | None = None
         self._remote_monitored: dict[Ref, Process] = {}
         self._n_actors = 0
@@ -517,6 +524,37 @@ class System:
             await trio.sleep_until(deadline)
         if self._timers.pop(tid, None) is not None:
             self.send(dest, msg)
+
+    def _expire_call_in(self, timeout: float, ref: Ref, caller: Process) -> None:
+        """Time out call `ref` of `caller` in `timeout` seconds unless it ends first."""
+        deadline = trio.current_time() + timeout
+        self._call_deadlines[ref] = (deadline, caller)
+        if deadline < self._next_expiry:
+            self._next_expiry = deadline
+            scope = self._expiry_scope
+            if scope is not None:
+                scope.deadline = deadline
+            elif not self._expiring:
+                self._expiring = True
+                self._nursery.start_soon(self._expire_calls)
+
+    async def _expire_calls(self) -> None:
+        # The next expiry only ever moves earlier while this sleeps (a later
+        # deadline is found on waking), so most calls never touch the scope.
+        deadlines = self._call_deadlines
+        while True:
+            with trio.CancelScope(deadline=self._next_expiry) as scope:
+                self._expiry_scope = scope
+                await trio.sleep_forever()
+            now = trio.current_time()
+            nearest = math.inf
+            for ref, (deadline, caller) in list(deadlines.items()):
+                if deadline <= now:
+                    del deadlines[ref]
+                    caller._call_expired(ref)
+                elif deadline < nearest:
+                    nearest = deadline
+            self._next_expiry = nearest
 
     def cancel_timer(self, ref: TimerRef) -> bool:
         """Stop a timer; True if it was still pending (its message not sent)."""
