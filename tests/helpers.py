@@ -72,6 +72,10 @@ class FakeRouter:
         if (peer := self._peer_system()) is not None:
             peer.deliver_named(to[0], self._x(msg))
 
+    def reply(self, to: ta.Pid, ref: ta.Ref, value: Any) -> None:
+        if (peer := self._peer_system()) is not None:
+            peer.deliver_reply(self._x(to), self._x(ref), self._x(value))
+
     def link(self, local: ta.Pid, remote: ta.Pid) -> None:
         if (peer := self._peer_system()) is None:
             self.system.remote_exit(remote, local, "noconnection", link=True)

@@ -53,7 +53,9 @@ def cbor_dispatcher(kernel: NetKernel, peer: Peer) -> Callable[[bytes], None]:
                 return
         rec = from_value(value)
         kind = type(rec)
-        if kind is p.Link:
+        if kind is p.CallReply:
+            system.deliver_reply(rec.to, rec.ref, rec.value)
+        elif kind is p.Link:
             system.remote_link(rec.target, own(rec.sender))
         elif kind is p.Unlink:
             system.remote_unlink(rec.target, own(rec.sender))

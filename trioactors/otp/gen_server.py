@@ -1,10 +1,13 @@
 """GenServer: a request/response server with call, cast and info callbacks.
 
 The protocol is plain data so it crosses nodes unchanged: a call is
-``("$gen_call", (caller_pid, ref), request)`` answered by ``(ref, reply)``
-sent to ``caller_pid``; a cast is ``("$gen_cast", request)``; `stop` sends
-``("$gen_stop", reason)``. Callers monitor the server, so a dead or dying
-server fails the call at once.
+``("$gen_call", (caller_pid, ref), request)``; a cast is ``("$gen_cast",
+request)``; `stop` sends ``("$gen_stop", reason)``. Callers monitor the
+server, so a dead or dying server fails the call at once. As in OTP 25, the
+ref is also an alias of the caller: the server answers to it
+(`System._reply`), so the reply reaches the waiting call and is dropped if the
+call has ended; a hand-written server may instead send ``(ref, reply)`` to
+``caller_pid``, which a waiting call also accepts.
 
 `terminate` runs as in OTP's gen_server: when a callback raises or calls
 `stop`, when `stop(server)` is asked, and when a server that traps exits is
@@ -122,8 +125,9 @@ class GenServer:
         ``kill`` ends the server."""
 
     def reply(self, caller: Caller, value: Any) -> None:
-        """Answer a call whose `handle_call` returned `ta.NO_REPLY`."""
-        self.ctx.send(caller[0], (caller[1], value))
+        """Answer a call whose `handle_call` returned `ta.NO_REPLY` (dropped if
+        the caller has stopped waiting, like a reply to an inactive alias)."""
+        self.ctx.system._reply(caller[0], caller[1], value)
 
     def stop(self, reason: Any = "normal") -> NoReturn:
         """End the server with `reason` (from inside a callback; never returns)."""
@@ -154,7 +158,7 @@ async def _serve(ctx: Context, cls: type[GenServer], args: tuple[Any, ...]) -> N
     handle_info = server.handle_info
     receive = ctx.receive
     system = ctx.system
-    send = system.send
+    reply = system._reply
     parent = ctx._parent
     while True:
         msg = await receive()
@@ -170,7 +174,7 @@ async def _serve(ctx: Context, cls: type[GenServer], args: tuple[Any, ...]) -> N
                 ):
                     result = await handle_call(msg[2], caller)
                     if result is not NO_REPLY:
-                        send(caller[0], (caller[1], result))
+                        reply(caller[0], caller[1], result)
                     continue
             elif n == 2:
                 tag = msg[0]

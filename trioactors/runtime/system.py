@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator
@@ -28,10 +29,10 @@ import outcome
 import trio
 
 from ..errors import ActorExited, NoProc, NotLocalPid, StartFailed, SystemClosed
-from ..wire.terms import NO_NODE, Pid, Ref, intern_node
+from ..wire.terms import NO_NODE, Pid, Ref, fresh_ref, intern_node
 from .introspection import ProcessInfo, process_info
 from .messages import GEN_CAST, Crash, Down, Exit, TimerRef
-from .process import KILLED, NORMAL, ActorFn, Dest, Process, _classify, _Started
+from .process import KILLED, NORMAL, ActorFn, Dest, Process, _classify, _ExitActor, _Started
 from .registry import Registry
 from .router import RemoteName, RemoteSignals, Router
 
@@ -89,6 +90,12 @@ class System:
         self._refs = itertools.count(1)
         self._timer_ids = itertools.count(1)
         self._timers: dict[int, trio.CancelScope] = {}
+        # Pending calls with a timeout: ref -> (deadline, caller). One task
+        # (_expire_calls) sleeps until the earliest; a reply just drops the entry.
+        self._call_deadlines: dict[Ref, tuple[float, Process]] = {}
+        self._next_expiry = math.inf
+        self._expiry_scope: trio.CancelScope | None = None
+        self._expiring = False
         self._router: Router | None = None
         self._remote_monitored: dict[Ref, Process] = {}
         self._n_actors = 0
@@ -137,7 +144,7 @@ class System:
     def _new_ref(self) -> Ref:
         n = next(self._refs)
         if n < _WORD:
-            return Ref(self.node_name, self.creation, (n,))
+            return fresh_ref(self.node_name, self.creation, (n,))
         return Ref.of(self.node_name, self.creation, n)
 
     def _local_process(self, pid: Pid) -> Process | None:
@@ -210,14 +217,17 @@ class System:
             if proc is not None:
                 proc._received += 1
                 waiter = proc._waiter
-                if waiter is None:
-                    queue = proc._queue
-                    if queue is None:
-                        queue = proc._queue = deque()
-                    queue.append(msg)
-                else:
-                    proc._waiter = None
-                    _reschedule(waiter, _Value(msg))
+                if waiter is not None:
+                    if proc._call_ref is None:
+                        proc._waiter = None
+                        _reschedule(waiter, _Value(msg))
+                        return
+                    if proc._answer(msg):
+                        return
+                queue = proc._queue
+                if queue is None:
+                    queue = proc._queue = deque()
+                queue.append(msg)
             return
         where = self._where(dest)
         if where is None:
@@ -236,6 +246,22 @@ class System:
     def cast(self, dest: Dest, request: Any) -> None:
         """Send a gen_server cast."""
         self.send(dest, (GEN_CAST, request))
+
+    def _reply(self, to: Pid, ref: Ref, value: Any) -> None:
+        """Answer call `ref` of `to` through its alias: the reply reaches the
+        call while it waits and is dropped after it ended (OTP 25's gen:reply
+        to an alias), never left in the caller's mailbox."""
+        if to.node is self.node_name and to.creation == self.creation and not to.serial:
+            proc = self._procs.get(to.id)
+        elif self.is_local(to):
+            proc = self._local_process(to)
+        else:
+            router = self._router
+            if router is not None:
+                router.reply(to, ref, value)
+            return
+        if proc is not None:
+            proc._take_reply(ref, value)
 
     # -- processes
 
@@ -434,6 +460,9 @@ class System:
             if ctx.alive:
                 reason, _ = _classify(exc)
                 self._finish(ctx, ctx._reason if ctx._dying else reason)
+            if isinstance(exc, _ExitActor) and ctx._dying:
+                # ctx.exit(ctx.pid, reason): the block ends as for any signal.
+                raise ActorExited(ctx._reason, ctx.pid) from None
             raise
         if ctx._dying:
             self._finish(ctx, ctx._reason)
@@ -520,6 +549,37 @@ class System:
         if self._timers.pop(tid, None) is not None:
             self.send(dest, msg)
 
+    def _expire_call_in(self, timeout: float, ref: Ref, caller: Process) -> None:
+        """Time out call `ref` of `caller` in `timeout` seconds unless it ends first."""
+        deadline = trio.current_time() + timeout
+        self._call_deadlines[ref] = (deadline, caller)
+        if deadline < self._next_expiry:
+            self._next_expiry = deadline
+            scope = self._expiry_scope
+            if scope is not None:
+                scope.deadline = deadline
+            elif not self._expiring:
+                self._expiring = True
+                self._nursery.start_soon(self._expire_calls)
+
+    async def _expire_calls(self) -> None:
+        # The next expiry only ever moves earlier while this sleeps (a later
+        # deadline is found on waking), so most calls never touch the scope.
+        deadlines = self._call_deadlines
+        while True:
+            with trio.CancelScope(deadline=self._next_expiry) as scope:
+                self._expiry_scope = scope
+                await trio.sleep_forever()
+            now = trio.current_time()
+            nearest = math.inf
+            for ref, (deadline, caller) in list(deadlines.items()):
+                if deadline <= now:
+                    del deadlines[ref]
+                    caller._call_expired(ref)
+                elif deadline < nearest:
+                    nearest = deadline
+            self._next_expiry = nearest
+
     def cancel_timer(self, ref: TimerRef) -> bool:
         """Stop a timer; True if it was still pending (its message not sent)."""
         scope = self._timers.pop(ref.id, None)
@@ -586,6 +646,13 @@ class System:
         proc = self._addressee(to)
         if proc is not None:
             proc._deliver(msg)
+
+    def deliver_reply(self, to: Pid, ref: Ref, value: Any) -> None:
+        """A peer's reply to call `ref` of local pid `to`: handed to the call
+        if it still waits, else dropped (the alias is no longer active)."""
+        proc = self._addressee(to)
+        if proc is not None:
+            proc._take_reply(ref, value)
 
     def deliver_named(self, name: str, msg: Any) -> None:
         """A message from a peer for the locally registered `name`."""
