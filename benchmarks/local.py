@@ -170,6 +170,7 @@ _QUEUED = 20_000
 async def actor_calls_queued(n: int) -> float:
     async with ta.open_actor_system() as system:
         server = await system.start_server(_Echo)
+        assert server is not None
         elapsed = 0.0
 
         async def client(ctx: ta.Context) -> None:
