@@ -229,13 +229,31 @@ class System:
                     queue = proc._queue = deque()
                 queue.append(msg)
             return
+        router = self._router
+        if router is not None:
+            # Another node's pid or (name, node): straight to the router (the
+            # common remote sends), without the general resolution below.
+            if type(dest) is Pid:
+                if dest.node != self.node_name:
+                    router.send(dest, msg)
+                    return
+            elif type(dest) is tuple and len(dest) == 2:
+                name, node = dest
+                if (
+                    type(node) is str
+                    and type(name) is str
+                    and name != GLOBAL
+                    and node != self.node_name
+                    and not router.is_self(node)
+                ):
+                    router.send_named(dest, msg)
+                    return
         where = self._where(dest)
         if where is None:
             return
         if isinstance(where, Process):
             where._deliver(msg)
             return
-        router = self._router
         if router is None:
             logger.debug("dropping message for %s: this system is not a cluster node", where)
         elif isinstance(where, Pid):
