@@ -143,7 +143,9 @@ def first_row(text: str) -> list[str]:
 
 
 @pytest.mark.skipif(
-    shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)"
+    shutil.which("tmux") is None,
+    reason="tmux is not installed: apt-get install tmux "
+    "(scripts/install-test-tools.sh does it in `make test`)",
 )
 async def test_top_live_view_in_a_terminal(tmp_path: Path) -> None:
     exit_file = tmp_path / "exit"
