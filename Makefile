@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint typecheck pytest bench erlang clean
+.PHONY: demo test lint typecheck pytest bench tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,13 @@ $(TEST_STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP) $@
 
 demo: $(STAMP)
-	$(BIN)/python examples/demo_cluster.py
+	$(BIN)/trioactors demo
 
-# Erlang/OTP is the reference peer for the EPMD compatibility tests; installed
-# when possible, otherwise those tests skip and say why.
-erlang:
-	@bash scripts/install-erlang.sh
+# Outside programs some tests use (Erlang/OTP as the reference peer, tmux as
+# a real terminal, iproute2 for network namespaces); installed when possible,
+# otherwise those tests skip and say why.
+tools:
+	@bash scripts/install-test-tools.sh
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
@@ -39,7 +40,7 @@ typecheck: $(TEST_STAMP)
 pytest: $(TEST_STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
-test: erlang lint typecheck pytest
+test: tools lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/local.py

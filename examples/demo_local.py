@@ -49,6 +49,8 @@ class _Narrator:
 class Bank(GenServer):
     """A gen_server holding balances; its state lives only in this process."""
 
+    trap_exits = True  # a shutdown from the supervisor then runs terminate()
+
     async def init(self, say: _Narrator) -> None:
         self.say = say
         self.balances: dict[str, int] = {}

@@ -66,6 +66,10 @@ class NetRouter:
     def send_named(self, to: tuple[str, str], msg: Any) -> None:
         self._net.post(self._name, to[1], ("send_named", (to[0], msg)))
 
+    def reply(self, to: Pid, ref: Ref, value: Any) -> None:
+        if to.node in self._net.nodes:
+            self._net.post(self._name, to.node, ("reply", (to, ref, value)))
+
     def link(self, local: Pid, remote: Pid) -> None:
         pass
 
@@ -231,6 +235,8 @@ class FakeNet:
                 assert handled, payload
             elif kind == "send":
                 node.system.deliver(*payload)
+            elif kind == "reply":
+                node.system.deliver_reply(*payload)
             else:
                 node.system.deliver_named(*payload)
 

@@ -14,7 +14,7 @@ import os
 import struct
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,10 @@ class FakeRouter:
     def send_named(self, to: RemoteName, msg: Any) -> None:
         if (peer := self._peer_system()) is not None:
             peer.deliver_named(to[0], self._x(msg))
+
+    def reply(self, to: ta.Pid, ref: ta.Ref, value: Any) -> None:
+        if (peer := self._peer_system()) is not None:
+            peer.deliver_reply(self._x(to), self._x(ref), self._x(value))
 
     def link(self, local: ta.Pid, remote: ta.Pid) -> None:
         if (peer := self._peer_system()) is None:
@@ -200,14 +204,16 @@ async def node_process(
     cookie: str = COOKIE,
     stderr: Any = subprocess.DEVNULL,
     env: dict[str, str] | None = None,
+    wrap: Sequence[str] = (),
 ) -> AsyncIterator[NodeProcess]:
     """`trioactors node NAME --app APP ARGS...` as a child process, yielded
     once it prints its listening line; killed (if still running) on exit.
 
-    `stderr` is where its log goes (DEVNULL, a file, or subprocess.PIPE).
+    `stderr` is where its log goes (DEVNULL, a file, or subprocess.PIPE);
+    `wrap` is a command prefix (``["ip", "netns", "exec", "ta-h2"]``).
     """
     environ = {**os.environ, "TRIOACTORS_COOKIE": cookie, **(env or {})}
-    cmd = [sys.executable, "-m", "trioactors", "node", name, "--app", app, *args]
+    cmd = [*wrap, sys.executable, "-m", "trioactors", "node", name, "--app", app, *args]
     proc = await trio.lowlevel.open_process(
         cmd, stdout=subprocess.PIPE, stderr=stderr, env=environ, cwd=str(ROOT)
     )

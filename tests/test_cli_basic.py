@@ -29,7 +29,7 @@ def test_version() -> None:
 def test_help_lists_the_commands() -> None:
     proc = cli("--help")
     assert proc.returncode == 0
-    for command in ("epmd", "nodes", "node", "ping", "--log-level"):
+    for command in ("demo", "epmd", "nodes", "node", "ping", "--log-level"):
         assert command in proc.stdout
 
 
@@ -53,3 +53,22 @@ def test_bad_log_level_is_a_usage_error() -> None:
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "usage" in capsys.readouterr().out
+
+
+def test_demo_command_runs_the_examples() -> None:
+    proc = cli("demo", "--local", "--pause", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().endswith("Bye!")
+    proc = cli("demo", "--pause", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert "to run nodes as separate processes." in proc.stdout
+
+
+def test_demo_without_a_source_tree_says_where_it_is(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import trioactors.cli.demo as demo
+
+    monkeypatch.setattr(demo, "find_example", lambda name: None)
+    assert main(["demo"]) == 1
+    assert "examples/demo_cluster.py" in caplog.text and "make demo" in caplog.text

@@ -71,7 +71,7 @@ async def test_sigkill_is_noconnection_everywhere() -> None:
         assert ta.Exit(echo, "noconnection") in got
         assert ta.Down(ref, ("counter", "beta"), "noconnection") in got
         assert ta.NodeDown("beta", "connection_closed") in got
-        assert failures[0].reason == "noconnection"
+        assert failures[0].reason == ("nodedown", "beta")
         assert alpha.nodes() == []
 
 

@@ -28,7 +28,7 @@ pytestmark = [
     pytest.mark.skipif(
         shutil.which("erl") is None or shutil.which("epmd") is None,
         reason="Erlang/OTP (erl, epmd) is not installed: apt-get install erlang-nox "
-        "(scripts/install-erlang.sh does it in `make test`)",
+        "(scripts/install-test-tools.sh does it in `make test`)",
     ),
 ]
 

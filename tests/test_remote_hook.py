@@ -75,6 +75,7 @@ async def test_remote_send_by_pid_and_by_name(pair: Pair) -> None:
 async def test_remote_call(pair: Pair) -> None:
     a, b, _, _ = pair
     pid_b = await b.start_server(Kv, name="kv")
+    assert pid_b is not None
     assert await a.call(("kv", "b"), ("put", "k", 1)) == "ok"
     assert await a.call(pid_b, ("get", "k")) == 1
     with pytest.raises(ta.CallFailed) as info:
@@ -168,6 +169,7 @@ async def test_remote_watchers_are_told_when_a_local_actor_ends(pair: Pair) -> N
 async def test_node_down_fires_links_monitors_and_pending_calls(pair: Pair) -> None:
     a, b, ra, rb = pair
     kv = await b.start_server(Kv)
+    assert kv is not None
     other = b.spawn(idle)
     results: dict[str, Any] = {}
 
@@ -188,7 +190,7 @@ async def test_node_down_fires_links_monitors_and_pending_calls(pair: Pair) -> N
     assert ta.Exit(other, "noconnection") in got
     assert ta.Down(ref, kv, "noconnection") in got
     assert ta.NodeDown("b", "noconnection") in got
-    assert results == {"call": "noconnection"}
+    assert results == {"call": ("nodedown", "b")}
     # While disconnected: link and monitor answer noconnection at once.
     async with a.actor(trap_exits=True) as me:
         ref = me.monitor(kv)
