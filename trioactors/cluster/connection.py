@@ -41,8 +41,9 @@ from ..errors import ProtocolError, TlsFailed
 from ..wire.framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder
 from ..wire.handshake import Established, Handshake, PeerHello, Refused
 from ..wire.records import TICK
+from ..wire.sniff import SNIFF_BYTES, PeerProtocol, Sniffed, identify_peer
 
-__all__ = ["Connection", "run_handshake", "wrap_tls"]
+__all__ = ["Connection", "run_handshake", "sniff_stream", "wrap_tls"]
 
 log = logging.getLogger("trioactors.cluster")
 
@@ -130,23 +131,48 @@ def describe_tls_failure(exc: BaseException, server_hostname: str | None, server
     )
 
 
+async def sniff_stream(stream: trio.abc.Stream) -> tuple[bytes, Sniffed]:
+    """Read a peer's first bytes until `identify_peer` can tell its protocol
+    (or the peer stops sending); the bytes read and the verdict."""
+    data = b""
+    verdict = identify_peer(data)
+    while verdict.protocol is PeerProtocol.INCOMPLETE and len(data) < SNIFF_BYTES:
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            break
+        data += chunk
+        verdict = identify_peer(data)
+        if data[:2] == b"\0\0":
+            # A frame length under 64 KiB: our own protocol (or garbage that
+            # looks like it), which the node handshake judges on what came.
+            break
+    return data, verdict
+
+
 async def run_handshake(
     stream: trio.abc.Stream,
     machine: Handshake,
     decide: Callable[[PeerHello], tuple[str, str] | None] | None = None,
+    initial: bytes = b"",
 ) -> Established | Refused:
     """Drive `machine` over `stream` until it is established or refused.
 
     `decide` (acceptor) returns None to accept the announced peer or a
-    `(reason, detail)` refusal. Errors raised by the machine propagate after
+    `(reason, detail)` refusal. `initial` are bytes already read from the
+    peer (by `sniff_stream`). Errors raised by the machine propagate after
     any refusal frame it queued has been sent (best effort).
     """
     try:
         out = machine.data_to_send()
         if out:
             await stream.send_all(out)
+        pending = initial
         while True:
-            data = await stream.receive_some(4096)
+            if pending:
+                data: bytes | bytearray = pending
+                pending = b""
+            else:
+                data = await stream.receive_some(4096)
             if not data:
                 raise ProtocolError(
                     "the peer closed the connection during the handshake (a node that "
@@ -181,7 +207,9 @@ class Connection:
 
     `on_frame(body)` is called for every non-empty frame, in order; it may
     raise `ProtocolError` to close the connection. `outgoing` may hold frames
-    queued before the connection existed; they go out first.
+    queued before the connection existed; they go out first. With
+    `answer_ticks` (Erlang peers) each tick received is answered while the
+    writer is idle.
     """
 
     def __init__(
@@ -194,8 +222,13 @@ class Connection:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         initial: bytes = b"",
         outgoing: deque[bytes] | None = None,
+        answer_ticks: bool = False,
     ) -> None:
         self.stream = stream
+        # Erlang peers: a tick from the peer is answered by one, so the link
+        # stays up whatever the cluster's net_ticktime (OTP drops a peer
+        # silent for net_ticktime, which may be shorter than our tick_timeout).
+        self._answer_ticks = answer_ticks
         self.peer = peer
         self.tick_timeout = tick_timeout
         self.reason: str | None = None
@@ -323,6 +356,9 @@ class Connection:
                 if body:  # empty bodies are ticks
                     self.frames_in += 1
                     on_frame(body)
+                elif self._answer_ticks and self._writer_waiting is not None:
+                    self.send_frame(TICK)
+                    self.frames_out -= 1  # a tick is not a record
         except ProtocolError as exc:
             self._protocol_error(exc)
             return False

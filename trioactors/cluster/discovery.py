@@ -81,14 +81,13 @@ class Discovery:
         task_status: trio.TaskStatus[NodeInfo],
     ) -> None:
         async with self._client as client:
-            info = await client.register(
-                kernel.name,
-                advertise_host,
-                port,
-                metadata={
-                    "creation": str(kernel.creation),
-                },
-            )
+            metadata = {"creation": str(kernel.creation)}
+            alive, _, _ = kernel.name.partition("@")
+            if alive != kernel.name:
+                # A full name registers its name part, as erl does; peers
+                # learn the full name from here.
+                metadata["node"] = kernel.name
+            info = await client.register(alive, advertise_host, port, metadata=metadata)
             task_status.started(info)
             while not self._stopping:
                 # Only the pause is cancelled by stop(), never a request in
@@ -105,7 +104,7 @@ class Discovery:
         except EpmdError as exc:
             log.debug("discovery round failed: %s", exc)
             return
-        names = [n.name for n in nodes if n.kind == KIND_TRIOACTORS]
+        names = [n.metadata.get("node", n.name) for n in nodes if n.kind == KIND_TRIOACTORS]
         self.kernel.peers.learn(names)
         for name in names:
             if self.kernel.should_autoconnect(name):
@@ -124,7 +123,7 @@ class Discovery:
 
     async def lookup(self, name: str) -> tuple[str, int] | None:
         """The address of trioactors node `name`, or None."""
-        info = await self._query.lookup(name)
+        info = await self._query.lookup(name.partition("@")[0])
         if info is None or info.kind != KIND_TRIOACTORS:
             return None
         return info.host, info.port
@@ -135,4 +134,8 @@ class Discovery:
 
     async def list_names(self) -> list[str]:
         """Names of the trioactors nodes the daemon knows."""
-        return [n.name for n in await self.list_nodes() if n.kind == KIND_TRIOACTORS]
+        return [
+            n.metadata.get("node", n.name)
+            for n in await self.list_nodes()
+            if n.kind == KIND_TRIOACTORS
+        ]

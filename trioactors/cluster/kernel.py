@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -23,26 +24,28 @@ from ..errors import ConnectionFailed, EpmdError, ProtocolError, TrioActorsError
 from ..runtime.messages import NodeDown, NodeUp
 from ..wire import records as p
 from ..wire.cbor import MessageCodec, MessageRegistry
+from ..wire.erldist_handshake import Established as ErlangEstablished
 from ..wire.framing import DEFAULT_MAX_FRAME_SIZE
 from ..wire.handshake import (
     REFUSE_DUPLICATE,
     REFUSE_SIMULTANEOUS,
-    Established,
     Handshake,
     PeerHello,
-    PeerInfo,
     Refused,
     Role,
 )
+from ..wire.handshake import Established as HandshakeEstablished
 from ..wire.names import NodeAddress, parse_node
+from ..wire.sniff import PeerProtocol, Sniffed
 from ..wire.terms import Pid
-from .connection import CLOSED, Connection, run_handshake, wrap_tls
+from .connection import CLOSED, Connection, run_handshake, sniff_stream, wrap_tls
 from .dispatch import cbor_dispatcher
 from .peers import Attempt, Peer, PeerTable
 
 if TYPE_CHECKING:
     from ..otp.system import ActorSystem
     from .discovery import Discovery
+    from .erlang_peer import ErlangPeers
     from .services import ClusterServices
     from .spawn import RemoteSpawn
 
@@ -52,6 +55,8 @@ log = logging.getLogger("trioactors.cluster")
 
 #: The reason links and monitors fire with when a node is lost or unreachable.
 NOCONNECTION: Final = "noconnection"
+#: Protocols a node port never serves: such a connection is closed with a log line.
+_FOREIGN: Final = frozenset({PeerProtocol.TLS, PeerProtocol.HTTP, PeerProtocol.EPMD})
 #: After a failed attempt, discovery waits this long before trying that node again.
 _DISCOVERY_RETRY: Final = 30.0
 
@@ -85,6 +90,8 @@ class NetKernel:
         #: Set by the node: the cluster services and remote spawn, for dispatch.
         self.services: ClusterServices | None = None
         self.spawner: RemoteSpawn | None = None
+        #: Set by a node with a full name (``name@host``): Erlang peers.
+        self.erlang: ErlangPeers | None = None
         self._cookie = cookie
         self._tls = tls
         self._tls_client = tls_client
@@ -231,7 +238,7 @@ class NetKernel:
 
     async def _dial(
         self, host: str, port: int, expected: NodeAddress, what: str
-    ) -> tuple[trio.abc.Stream, Handshake, Established | Refused]:
+    ) -> tuple[trio.abc.Stream, Handshake, HandshakeEstablished | Refused]:
         try:
             stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
         except OSError as exc:
@@ -263,15 +270,31 @@ class NetKernel:
 
     async def _connect_task(self, peer: Peer, attempt: Attempt) -> None:
         what = f"node {peer.name!r}"
+        erlang = self.erlang
+        is_erlang = False
         try:
             with trio.fail_after(self.connect_timeout):
-                host, port = await self._address_of(peer)
-                if peer.address is not None and "@" not in peer.name:
-                    # Dialled as 'name@host:port': 'name@host' is the same node.
-                    expected = NodeAddress(peer.name, host, port)
+                if erlang is not None and peer.kind != "trioactors" and peer.address is None:
+                    # 'name@host': that host's EPMD says whether it is an Erlang node.
+                    found = await erlang.lookup(peer.name)
+                    if found is None:
+                        raise ConnectionFailed(
+                            f"node {peer.name!r} is not registered with the EPMD of its host; "
+                            "is it running (and using that EPMD)?"
+                        )
+                    host, port, is_erlang = found
                 else:
-                    expected = NodeAddress(peer.name)
-                stream, machine, outcome = await self._dial(host, port, expected, what)
+                    host, port = await self._address_of(peer)
+                if is_erlang:
+                    assert erlang is not None
+                    stream, emachine, eoutcome = await erlang.dial(host, port, peer.name)
+                else:
+                    if peer.address is not None and "@" not in peer.name:
+                        # Dialled as 'name@host:port': 'name@host' is the same node.
+                        expected = NodeAddress(peer.name, host, port)
+                    else:
+                        expected = NodeAddress(peer.name)
+                    stream, machine, outcome = await self._dial(host, port, expected, what)
         except trio.TooSlowError:
             error: BaseException = ConnectionFailed(
                 f"connecting to {what} timed out after {self.connect_timeout} s"
@@ -287,7 +310,15 @@ class NetKernel:
         ) as exc:
             self._attempt_failed(peer, attempt, self._dial_error(what, exc))
             return
-        if isinstance(outcome, Refused):
+        if is_erlang:
+            assert erlang is not None
+            if isinstance(eoutcome, ErlangEstablished):
+                await erlang.attach(peer, stream, emachine, eoutcome)
+                return
+            refused: str | None = eoutcome.status
+        else:
+            refused = outcome.reason if isinstance(outcome, Refused) else None
+        if refused is not None:
             # The peer's own connection to us wins (or already exists): wait for it.
             await trio.aclose_forcefully(stream)
             with trio.move_on_after(self.connect_timeout):
@@ -297,7 +328,7 @@ class NetKernel:
                     peer,
                     attempt,
                     ConnectionFailed(
-                        f"node {peer.name!r} refused the connection ({outcome.reason}) "
+                        f"node {peer.name!r} refused the connection ({refused}) "
                         "and its own connection did not come up"
                     ),
                 )
@@ -306,6 +337,7 @@ class NetKernel:
                 if peer.attempt is attempt:
                     peer.attempt = None
             return
+        assert isinstance(outcome, HandshakeEstablished)
         if outcome.peer.name != peer.name:
             # Dialled as 'name@host:port', it calls itself 'name@host'.
             real = self.peers.ensure(outcome.peer.name)
@@ -316,7 +348,7 @@ class NetKernel:
                 peer.attempt = None
             attempt.finish()
             peer = real
-        await self._attach(peer, stream, machine, outcome.peer)
+        await self._attach(peer, stream, machine.trailing_data(), outcome.peer.creation)
 
     async def _dial_unnamed(self, address: NodeAddress) -> str:
         assert address.direct is not None
@@ -340,7 +372,9 @@ class NetKernel:
             await trio.aclose_forcefully(stream)
             return peer.name
         assert self._nursery is not None
-        self._nursery.start_soon(self._attach, peer, stream, machine, outcome.peer)
+        self._nursery.start_soon(
+            self._attach, peer, stream, machine.trailing_data(), outcome.peer.creation
+        )
         with trio.move_on_after(self.connect_timeout):
             await peer.up.wait()
         if peer.conn is None:
@@ -356,6 +390,7 @@ class NetKernel:
         log.info("connection to node %r failed: %s", peer.name, error)
         peer.last_failure = trio.current_time()
         peer.pending.clear()
+        peer.deferred.clear()
         if self.closing:
             return
         # Links and monitors requested while connecting fire now, like Erlang.
@@ -371,12 +406,25 @@ class NetKernel:
         try:
             if self._tls is not None:
                 stream = await wrap_tls(stream, self._tls, server_side=True)
+            with trio.fail_after(self.connect_timeout):
+                first, sniffed = await sniff_stream(stream)
+            if sniffed.protocol is PeerProtocol.ERLANG_DIST and self.erlang is not None:
+                await self.erlang.handle_incoming(stream, first, where)
+                return
+            if sniffed.protocol in _FOREIGN or sniffed.protocol is PeerProtocol.ERLANG_DIST:
+                log.warning(
+                    "refused node connection from %s: %s",
+                    where,
+                    self._foreign_reason(sniffed),
+                )
+                await trio.aclose_forcefully(stream)
+                return
             machine = Handshake(
                 Role.ACCEPT, name=self.name, creation=self.creation, cookie=self._cookie
             )
             with trio.fail_after(self.connect_timeout):
                 outcome = await run_handshake(
-                    stream, machine, decide=lambda ev: self._decide(ev, claimed)
+                    stream, machine, decide=lambda ev: self._decide(ev, claimed), initial=first
                 )
         except (TrioActorsError, OSError, ssl.SSLError, trio.TooSlowError) as exc:
             log.warning("refused node connection from %s: %s", where, str(exc) or repr(exc))
@@ -392,7 +440,18 @@ class NetKernel:
             log.debug("declined node connection from %s: %s", where, outcome.reason)
             await trio.aclose_forcefully(stream)
             return
-        await self._attach(claimed[0], stream, machine, outcome.peer)
+        await self._attach(claimed[0], stream, machine.trailing_data(), outcome.peer.creation)
+
+    def _foreign_reason(self, sniffed: Sniffed) -> str:
+        text = sniffed.describe(f"node {self.name!r}")
+        if sniffed.protocol is PeerProtocol.ERLANG_DIST:
+            text += (
+                f"; to join Erlang clusters a node needs a full name such as "
+                f"'{self.name}@HOST' (open_node('{self.name}@127.0.0.1'))"
+            )
+        elif sniffed.protocol is PeerProtocol.TLS:
+            text = "met TLS: " + text
+        return text
 
     def _unclaim(self, claimed: list[Peer]) -> None:
         for peer in claimed:
@@ -420,32 +479,48 @@ class NetKernel:
     # ------------------------------------------------------------------ established
 
     async def _attach(
-        self, peer: Peer, stream: trio.abc.Stream, machine: Handshake, info: PeerInfo
+        self,
+        peer: Peer,
+        stream: trio.abc.Stream,
+        initial: bytes,
+        creation: int,
+        *,
+        on_frame: Callable[[bytes], None] | None = None,
+        answer_ticks: bool = False,
     ) -> None:
+        """Run an established connection to `peer` (either protocol) until it ends."""
         peer.accepting = False
         old = peer.conn
         if old is not None:
             # The peer restarted (new creation) before we noticed it was gone.
             self._lost(peer, old, CLOSED)
             old.abort(CLOSED)
+        erlang = on_frame is not None
+        if not erlang:
+            peer.kind = "trioactors"
         conn = Connection(
             stream,
             peer=peer.name,
-            on_frame=cbor_dispatcher(self, peer),
+            on_frame=on_frame or cbor_dispatcher(self, peer),
             tick_timeout=self.tick_timeout,
             max_frame_size=self.max_frame_size,
-            initial=machine.trailing_data(),
+            initial=initial,
             outgoing=peer.pending,
+            answer_ticks=answer_ticks,
         )
         peer.pending = deque()
         peer.conn = conn
-        peer.creation = info.creation
+        peer.creation = creation
         if peer.attempt is not None:
             peer.attempt.finish()
             peer.attempt = None
+        deferred, peer.deferred = peer.deferred, []
+        for op in deferred:
+            op()
         peer.up.set()
-        log.info("connected to node %r", peer.name)
-        if self.services is not None:
+        if not erlang:
+            log.info("connected to node %r", peer.name)
+        if self.services is not None and not erlang:
             self.services.peer_up(peer.name)
         for watcher in self._node_watchers:
             self.system.deliver(watcher, NodeUp(peer.name))
@@ -471,7 +546,7 @@ class NetKernel:
             self.system.deliver(watcher, NodeDown(peer.name, reason))
         if self.spawner is not None:
             self.spawner.node_lost(peer.name, reason)
-        if self.services is not None:
+        if self.services is not None and peer.kind != "erlang":
             self.services.peer_down(peer.name)
 
     # ------------------------------------------------------------------ node watchers

@@ -44,6 +44,7 @@ from ..wire.framing import DEFAULT_MAX_FRAME_SIZE
 from ..wire.names import MAX_NAME, format_host_port, parse_host_port, valid_alive
 from ..wire.terms import Pid, Ref
 from .discovery import DEFAULT_POLL_INTERVAL, Discovery
+from .erlang_peer import NET_KERNEL, ErlangNetKernel, ErlangPeers
 from .globals import Resolver
 from .kernel import NetKernel
 from .peer_nodes import PeerNode, PeerNodes, open_peer_nodes
@@ -432,6 +433,20 @@ class Node(_SystemAPI):
         return self._services.groups.demonitor_group(ref)
 
 
+def _valid_node_name(name: str) -> bool:
+    """'name' or the full name 'name@host' (Erlang's form)."""
+    alive, at, host = name.partition("@")
+    if not at:
+        return valid_alive(name)
+    return (
+        valid_alive(alive)
+        and 0 < len(host)
+        and len(name) <= MAX_NAME
+        and host.isprintable()
+        and not any(ch in host for ch in "@: \t")
+    )
+
+
 def _default_creation() -> int:
     # Milliseconds: a restarted node gets a different creation (equality is
     # all that matters, so the 32-bit wrap every 49 days is harmless).
@@ -479,10 +494,11 @@ async def open_node(
     Raises `ta.NameTaken` if EPMD has a live node of that name and
     `ta.EpmdUnavailable` if no daemon answers.
     """
-    if not isinstance(name, str) or not valid_alive(name):
+    if not isinstance(name, str) or not _valid_node_name(name):
         raise ValueError(
-            f"a node name is 1-{MAX_NAME} printable characters without '@', ':' or "
-            f"spaces, got {name!r}"
+            f"a node name is 1-{MAX_NAME} printable characters without ':' or spaces, "
+            f"either 'name' or a full name 'name@host' (an Erlang cluster needs one), "
+            f"got {name!r}"
         )
     if (tls is None) != (tls_client is None):
         raise ValueError(
@@ -516,6 +532,12 @@ async def open_node(
                         connect_timeout=connect_timeout,
                         registry=registry,
                     )
+                    erlang: ErlangPeers | None = None
+                    if "@" in name:
+                        epmd_port = epmd_address[1] if epmd_address is not None else 4369
+                        erlang = kernel.erlang = ErlangPeers(
+                            kernel, cookie=secret, epmd_port=epmd_port
+                        )
                     spawner = kernel.spawner = RemoteSpawn(kernel)
                     routing = Routing(kernel, spawner)
                     system.set_router(routing)
@@ -550,6 +572,9 @@ async def open_node(
                         ) as peer_nodes:
                             node = Node(system, kernel, spawner, address, discovery, peer_nodes)
                             register_builtins(node._rpc, node)
+                            if erlang is not None:
+                                erlang.rpc_functions = node._rpc
+                                await system.start_server(ErlangNetKernel, name=NET_KERNEL)
                             await system.start_server(Rex, node._rpc, name=REX)
                             log.info("node %r listening on %s:%d", name, *address)
                             try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import trio
@@ -12,6 +12,7 @@ from ..wire.terms import Pid
 
 if TYPE_CHECKING:
     from .connection import Connection
+    from .erlang_peer import ErlangLink
 
 __all__ = ["Attempt", "Peer", "PeerTable"]
 
@@ -41,6 +42,9 @@ class Peer:
         "attempt",
         "conn",
         "creation",
+        "deferred",
+        "erlang",
+        "kind",
         "last_failure",
         "name",
         "pending",
@@ -64,6 +68,12 @@ class Peer:
         #: `monitor_node` watchers: one-shot, like Erlang's.
         self.watchers: list[Pid] = []
         self.last_failure = -float("inf")
+        #: "trioactors" or "erlang" once known (a name without '@' is never Erlang).
+        self.kind: str | None = None if "@" in name else "trioactors"
+        #: Sends made while the protocol is not known yet: run once it is.
+        self.deferred: list[Callable[[], None]] = []
+        #: Per-peer state of an Erlang node (`erlang_peer.ErlangLink`).
+        self.erlang: ErlangLink | None = None
 
     def __repr__(self) -> str:
         state = "connected" if self.conn is not None else "not connected"

@@ -10,6 +10,7 @@ that cannot be reached turns links and monitors into `noconnection`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -21,7 +22,9 @@ from ..wire.framing import encode_frame
 from ..wire.terms import Pid, Ref
 
 if TYPE_CHECKING:
+    from .erlang_peer import ErlangPeers
     from .kernel import NetKernel
+    from .peers import Peer
     from .spawn import RemoteSpawn
 
 __all__ = ["Routing"]
@@ -33,6 +36,10 @@ _SEND_NAMED: Final = p.RECORDS.code_of(p.SendNamed)
 _CALL_REPLY: Final = p.RECORDS.code_of(p.CallReply)
 
 
+def _node_of(target: Pid | RemoteName) -> str:
+    return target.node if isinstance(target, Pid) else target[1]
+
+
 class Routing:
     """The router of one node (see the module docstring)."""
 
@@ -42,6 +49,29 @@ class Routing:
         self._codec = kernel.codec
         self._peers = kernel.peers
         self._name = kernel.name
+
+    # -- Erlang peers
+
+    def _erlang_peer(self, node: str) -> Peer | None:
+        """The peer when `node` speaks, or may speak, Erlang's protocol."""
+        if self.kernel.erlang is None or "@" not in node or node == self._name:
+            return None
+        peer = self._peers.ensure(node)
+        return None if peer.kind == "trioactors" else peer
+
+    def _via_erlang(self, peer: Peer, again: Callable[[], None]) -> ErlangPeers | None:
+        """The Erlang side if `peer` is an Erlang node; None if that is not
+        known yet (`again` is run once it is)."""
+        erlang = self.kernel.erlang
+        assert erlang is not None
+        if peer.kind == "erlang":
+            return erlang
+        if not self.kernel.closing:
+            # Not known yet: EPMD or the handshake will say; `again` then
+            # routes it by the protocol found.
+            peer.deferred.append(again)
+            self.kernel.connect_soon(peer.name)
+        return None
 
     # -- frames
 
@@ -77,6 +107,10 @@ class Routing:
 
     def send(self, to: Pid, msg: Any) -> None:
         """Router: `msg` for the remote pid `to` (`NotSerializable` if it can't go)."""
+        if (peer := self._erlang_peer(to.node)) is not None:
+            if (erlang := self._via_erlang(peer, lambda: self.send(to, msg))) is not None:
+                erlang.send(peer, to, msg)
+            return
         frame = self._message_frame(_SEND, to, msg)
         peer = self._peers.get(to.node)
         if peer is not None and peer.conn is not None:
@@ -86,6 +120,10 @@ class Routing:
 
     def send_named(self, to: RemoteName, msg: Any) -> None:
         """Router: `msg` for the actor registered as `to[0]` on node `to[1]`."""
+        if (peer := self._erlang_peer(to[1])) is not None:
+            if (erlang := self._via_erlang(peer, lambda: self.send_named(to, msg))) is not None:
+                erlang.send_named(peer, to[0], msg)
+            return
         name, node = to
         frame = self._message_frame(_SEND_NAMED, name, msg)
         peer = self._peers.get(node)
@@ -96,6 +134,10 @@ class Routing:
 
     def reply(self, to: Pid, ref: Ref, value: Any) -> None:
         """Router: the reply to call `ref` of the remote caller `to` (its alias)."""
+        if (peer := self._erlang_peer(to.node)) is not None:
+            if (erlang := self._via_erlang(peer, lambda: self.reply(to, ref, value))) is not None:
+                erlang.reply(peer, to, ref, value)
+            return
         body = self._codec.encode([_CALL_REPLY, to, ref, value])
         limit = self.kernel.max_frame_size
         if len(body) > limit:
@@ -114,24 +156,52 @@ class Routing:
 
     def link(self, local: Pid, remote: Pid) -> None:
         """Router: the remote half of a link."""
+        if (peer := self._erlang_peer(remote.node)) is not None:
+            if (erlang := self._via_erlang(peer, lambda: self.link(local, remote))) is not None:
+                erlang.link(peer, local, remote)
+            return
         self._to_node(remote.node, self.frame(p.Link(local, remote)))
 
     def unlink(self, local: Pid, remote: Pid) -> None:
         """Router: remove the remote half of a link."""
+        if (peer := self._erlang_peer(remote.node)) is not None:
+            if (erlang := self._via_erlang(peer, lambda: self.unlink(local, remote))) is not None:
+                erlang.unlink(peer, local, remote)
+            return
         self._to_node(remote.node, self.frame(p.Unlink(local, remote)))
 
     def exit(self, sender: Pid, remote: Pid, reason: Any, *, link: bool) -> None:
         """Router: an exit signal for a remote pid."""
+        if (peer := self._erlang_peer(remote.node)) is not None:
+            if (
+                erlang := self._via_erlang(
+                    peer, lambda: self.exit(sender, remote, reason, link=link)
+                )
+            ) is not None:
+                erlang.exit(peer, sender, remote, reason, link=link)
+            return
         frame = self._signal_frame(p.ExitSignal(sender, remote, reason, link), reason)
         self._to_node(remote.node, frame)
 
     def down(self, watcher: Pid, ref: Ref, target: Pid | RemoteName, reason: Any) -> None:
         """Router: a monitored local actor ended; tell the remote watcher."""
+        if (peer := self._erlang_peer(watcher.node)) is not None:
+            if (
+                erlang := self._via_erlang(peer, lambda: self.down(watcher, ref, target, reason))
+            ) is not None:
+                erlang.down(peer, watcher, ref, target, reason)
+            return
         frame = self._signal_frame(p.DownSignal(watcher, ref, target, reason), reason)
         self._to_node(watcher.node, frame)
 
     def monitor(self, watcher: Pid, ref: Ref, target: Pid | RemoteName) -> None:
         """Router: monitor a remote pid or `(name, node)`."""
+        if (peer := self._erlang_peer(_node_of(target))) is not None:
+            if (
+                erlang := self._via_erlang(peer, lambda: self.monitor(watcher, ref, target))
+            ) is not None:
+                erlang.monitor(peer, watcher, ref, target)
+            return
         if isinstance(target, Pid):
             self._to_node(target.node, self.frame(p.Monitor(watcher, ref, target)))
         else:
@@ -140,6 +210,12 @@ class Routing:
 
     def demonitor(self, watcher: Pid, ref: Ref, target: Pid | RemoteName) -> None:
         """Router: cancel a remote monitor."""
+        if (peer := self._erlang_peer(_node_of(target))) is not None:
+            if (
+                erlang := self._via_erlang(peer, lambda: self.demonitor(watcher, ref, target))
+            ) is not None:
+                erlang.demonitor(peer, watcher, ref, target)
+            return
         if isinstance(target, Pid):
             node: str = target.node
             what: Pid | str = target
@@ -187,20 +263,21 @@ class Routing:
         return self._name
 
     def connected_nodes(self) -> list[str]:
-        """ClusterTransport: the peers with an established connection."""
-        return self._peers.connected()
+        """ClusterTransport: the trioactors peers with an established connection
+        (Erlang nodes take no part in the cluster services)."""
+        return [n for n in self._peers.connected() if self._peers.ensure(n).kind != "erlang"]
 
     def send_to(self, node: str, record: object) -> None:
         """ClusterTransport: queue a cluster record for connected `node` (else dropped)."""
         peer = self._peers.get(node)
-        if peer is not None and peer.conn is not None:
+        if peer is not None and peer.conn is not None and peer.kind != "erlang":
             peer.conn.send_frame(self.frame(p.ClusterRecord(record)))
 
     def broadcast(self, record: object) -> None:
         """ClusterTransport: `send_to` every connected node (encoded once)."""
         frame = b""
         for peer in self._peers:
-            if peer.conn is not None:
+            if peer.conn is not None and peer.kind != "erlang":
                 frame = frame or self.frame(p.ClusterRecord(record))
                 peer.conn.send_frame(frame)
 

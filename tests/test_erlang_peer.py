@@ -1,0 +1,263 @@
+"""A trioactors node as a hidden node of a real Erlang cluster, both ways.
+
+Everything against real `erl` (skipped, saying why, without it), through a
+private epmd: erl dials us (ping, sends, gen_server calls, rpc), we dial
+erl (sends and calls by name), links and monitors across, noconnection.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.lowlevel
+from erlang_helpers import (
+    COOKIE,
+    HOST,
+    KV_ERL,
+    Erl,
+    compile_erlang,
+    erl_repl,
+    needs_erlang,
+    private_epmd,
+)
+
+import trioactors as ta
+from trioactors.cluster.erlang_peer import from_erlang, reason_to_erlang, to_erlang
+from trioactors.wire import erldist_control as c
+from trioactors.wire.etf import Atom, EtfCodec, ImproperList
+
+PY = f"py@{HOST}"
+E1 = f"e1@{HOST}"
+
+
+@asynccontextmanager
+async def cluster(
+    tmp_path: Path, *, node_name: str = PY, **erl: Any
+) -> AsyncIterator[tuple[ta.Node, Erl]]:
+    """Our node and an erl (with the `kv` module on its path), one epmd."""
+    code = compile_erlang(tmp_path, "kv", KV_ERL)
+    async with (
+        private_epmd() as epmd,
+        ta.open_node(node_name, epmd=f"{HOST}:{epmd}", cookie=COOKIE) as node,
+        erl_repl(epmd, code_path=code, **erl) as e,
+    ):
+        yield node, e
+
+
+# --------------------------------------------------------------------------- first bytes
+
+
+def _send_name(name: bytes) -> bytes:
+    body = b"N" + struct.pack(">QIH", 0x0D07DF7BD, 7, len(name)) + name
+    return struct.pack(">H", len(body)) + body
+
+
+async def _closed(stream: trio.SocketStream) -> None:
+    with trio.fail_after(10):
+        while await stream.receive_some(4096):
+            pass
+
+
+async def test_an_erlang_node_dialling_a_node_without_full_name_is_told_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with ta.open_node("alpha", epmd=None, cookie=COOKIE) as node:
+        stream = await trio.open_tcp_stream(*node.address)
+        await stream.send_all(_send_name(b"e1@127.0.0.1"))
+        await _closed(stream)
+    assert "an Erlang node ('e1@127.0.0.1') dialled node 'alpha'" in caplog.text
+    assert "needs a full name" in caplog.text
+    assert "exceeds the maximum" not in caplog.text
+
+
+async def test_a_plain_node_that_meets_tls_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    # The first bytes of a TLS ClientHello: record type 22, version 3.1, length, type 1.
+    hello = bytes([0x16, 0x03, 0x01, 0x00, 0xC8, 0x01]) + b"\0" * 40
+    async with ta.open_node("alpha", epmd=None, cookie=COOKIE) as node:
+        stream = await trio.open_tcp_stream(*node.address)
+        await stream.send_all(hello)
+        await _closed(stream)
+    assert "met TLS" in caplog.text
+    assert "exceeds the maximum" not in caplog.text
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+def test_gen_call_with_an_alias_tag_maps_to_our_call_and_remembers_the_alias() -> None:
+    pid, ref = ta.Pid("e1@h", 5, 0, 3), ta.Ref("e1@h", 3, (1, 2, 3))
+    aliases: dict[ta.Ref, None] = {}
+    tag = ImproperList((Atom("alias"),), ref)
+    msg = from_erlang((Atom("$gen_call"), (pid, tag), "req"), aliases)
+    assert msg == ("$gen_call", (pid, ref), "req")
+    assert ref in aliases
+    assert to_erlang(("$gen_call", (pid, ref), "x")) == (Atom("$gen_call"), (pid, ref), "x")
+    assert to_erlang(("$gen_cast", 1)) == (Atom("$gen_cast"), 1)
+
+
+def test_down_and_exit_map_both_ways_with_atom_reasons() -> None:
+    pid, ref = ta.Pid("e1@h", 5, 0, 3), ta.Ref("e1@h", 3, (1, 2, 3))
+    down = (Atom("DOWN"), ref, Atom("process"), pid, Atom("normal"))
+    assert from_erlang(down) == ta.Down(ref, pid, "normal")
+    assert to_erlang(ta.Down(ref, pid, "normal")) == down
+    assert from_erlang((Atom("EXIT"), pid, (Atom("shutdown"), 1))) == ta.Exit(pid, ("shutdown", 1))
+    assert to_erlang(ta.Exit(pid, "killed")) == (Atom("EXIT"), pid, Atom("killed"))
+    assert reason_to_erlang(("shutdown", "x")) == (Atom("shutdown"), "x")
+
+
+def test_control_messages_round_trip_and_bad_ones_are_protocol_errors() -> None:
+    codec = EtfCodec(binaries_as_str=True)
+    a, b = ta.Pid("a@h", 1, 0, 1), ta.Pid("b@h", 2, 0, 1)
+    ref = ta.Ref("a@h", 1, (7, 8, 9))
+    records: list[c.Control] = [
+        c.Link(a, b),
+        c.UnlinkId(5, a, b),
+        c.UnlinkIdAck(5, b, a),
+        c.Exit(a, b, Atom("boom")),
+        c.Exit2(a, b, Atom("kill")),
+        c.MonitorP(a, b, ref),
+        c.MonitorP(a, "logger", ref),
+        c.DemonitorP(a, b, ref),
+        c.MonitorPExit(b, a, ref, Atom("normal")),
+        c.SpawnReply(ref, a, 2, b),
+    ]
+    for rec in records:
+        assert c.decode_control(c.encode_control(rec, codec), codec) == rec
+    send = c.Send(b, "hi")
+    body = c.encode_control(send, codec, codec.encode("hi"))
+    assert c.decode_control(body, codec) == send
+    with pytest.raises(ta.ProtocolError, match="pass-through"):
+        c.decode_control(b"\x00" + body[1:], codec)
+    with pytest.raises(ta.ProtocolError, match="without its payload"):
+        c.decode_control(b"p" + codec.encode((2, Atom(""), b)), codec)
+    with pytest.raises(ta.ProtocolError, match="unsupported distribution control message"):
+        c.decode_control(b"p" + codec.encode((7, a, b)), codec)
+    with pytest.raises(ta.ProtocolError, match="not a pid"):
+        c.decode_control(b"p" + codec.encode((1, "x", b)), codec)
+
+
+# --------------------------------------------------------------------------- erl dials us
+
+
+@needs_erlang
+async def test_erl_pings_us_and_sees_a_hidden_node(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as (node, erl):
+        assert await erl.eval(f"net_adm:ping('{PY}')") == "pong"
+        assert await erl.eval("nodes(hidden)") == f"['{PY}']"
+        assert await erl.eval("nodes()") == "[]"
+        assert E1 in node.nodes()
+
+
+@needs_erlang
+async def test_erl_sends_to_a_registered_actor_which_replies_to_the_erlang_pid(
+    tmp_path: Path,
+) -> None:
+    async with cluster(tmp_path) as (node, erl):
+        got: list[Any] = []
+
+        async def echo(ctx: ta.Context) -> None:
+            while True:
+                msg = await ctx.receive()
+                got.append(msg)
+                ctx.send(msg[0], (Atom("echo"), msg[1], ctx.pid))
+
+        node.spawn(echo, name="echo")
+        # A UTF-8 binary is a str in Python and comes back as the same binary.
+        await erl.eval('Text = <<"h"/utf8, 233/utf8, "llo">>')
+        await erl.eval(f"{{echo, '{PY}'}} ! {{self(), Text}}")
+        reply = await erl.eval(
+            "receive {echo, M, P} -> {M =:= Text, node(P)} after 10000 -> timeout end"
+        )
+        assert reply == f"{{true,'{PY}'}}"
+        assert got[0][1] == "héllo" and isinstance(got[0][0], ta.Pid)
+
+
+@needs_erlang
+async def test_gen_server_call_from_erl_is_answered_by_a_gen_server(tmp_path: Path) -> None:
+    class Calc(ta.GenServer):
+        async def handle_call(self, request: Any, caller: ta.Caller) -> Any:
+            op, x, y = request
+            if op == Atom("add"):
+                return (Atom("ok"), x + y)
+            raise ValueError(f"no such operation {op}")
+
+    async with cluster(tmp_path) as (node, erl):
+        await node.start_server(Calc, name="calc")
+        assert await erl.eval(f"gen_server:call({{calc, '{PY}'}}, {{add, 2, 40}})") == "{ok,42}"
+        # A crashing server fails the caller as in Erlang, with the reason.
+        failed = await erl.eval(f"catch gen_server:call({{calc, '{PY}'}}, {{mul, 1, 2}})")
+        assert failed.startswith("{'EXIT',{{python_exception,<<\"ValueError\">>")
+        assert "noproc" in await erl.eval(f"catch gen_server:call({{calc, '{PY}'}}, {{add, 1, 2}})")
+
+
+@needs_erlang
+async def test_rpc_call_runs_only_registered_functions(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as (node, erl):
+
+        async def add(a: int, b: int) -> int:
+            await trio.lowlevel.checkpoint()
+            return a + b
+
+        node.register_rpc("mymod:add", add)
+        node.register_rpc("mymod:fail", lambda: 1 / 0)
+        assert await erl.eval(f"rpc:call('{PY}', mymod, add, [3, 4])") == "7"
+        assert await erl.eval(f"rpc:call('{PY}', os, cmd, [\"id\"])") == (
+            "{badrpc,{'EXIT',{undef,[{os,cmd,[\"id\"],[]}]}}}"
+        )
+        failed = await erl.eval(f"rpc:call('{PY}', mymod, fail, [])")
+        assert failed.startswith("{badrpc,{'EXIT',{{python_exception,<<\"ZeroDivisionError\">>")
+        assert await erl.eval(f"erpc:call('{PY}', mymod, add, [1, 1])") == "2"
+        # Any other spawn is refused: no code a peer names ever runs.
+        await erl.eval(f"Req = erlang:spawn_request('{PY}', os, cmd, [\"id\"], [])")
+        refused = "receive {spawn_reply, Req, error, Why} -> Why after 10000 -> timeout end"
+        assert await erl.eval(refused) == "notsup"
+
+
+# --------------------------------------------------------------------------- we dial erl
+
+
+@needs_erlang
+async def test_we_send_by_name_and_call_an_erlang_gen_server(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as (node, erl):
+        assert (await erl.eval("kv:start()")).startswith("{ok,")
+        await erl.eval("register(sink, self())")
+        node.send(("sink", E1), (Atom("hello"), "text", 1.5))
+        got = await erl.eval("receive M -> M after 10000 -> timeout end")
+        assert got == '{hello,<<"text">>,1.5}'
+        assert await node.call(("kv", E1), (Atom("put"), "k", [1, 2])) == Atom("ok")
+        assert await node.call(("kv", E1), (Atom("get"), "k")) == [1, 2]
+        assert await node.call(("kv", E1), (Atom("get"), "none")) is None
+        node.cast(("kv", E1), (Atom("put"), "c", 3))
+        assert await node.call(("kv", E1), (Atom("get"), "c")) == 3
+        with pytest.raises(ta.CallFailed, match="boom"):
+            await node.call(("kv", E1), Atom("crash"))
+        with pytest.raises(ta.CallFailed, match="noproc"):
+            await node.call(("kv", E1), Atom("crash"))
+        # erl sees us as a hidden node.
+        assert await erl.eval("nodes(hidden)") == f"['{PY}']"
+
+
+@needs_erlang
+async def test_connecting_to_an_unknown_erlang_node_fails_clearly(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as (node, _erl):
+        with pytest.raises(ta.ConnectionFailed, match="not registered with the EPMD"):
+            await node.connect(f"nobody@{HOST}")
+
+
+@needs_erlang
+async def test_wrong_cookie_is_refused_with_a_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with cluster(tmp_path, cookie="not-the-cookie") as (node, erl):
+        assert await erl.eval(f"net_adm:ping('{PY}')") == "pang"
+        assert "refused Erlang node connection" in caplog.text
+        with pytest.raises(ta.AuthenticationFailed):
+            await node.connect(E1)
