@@ -261,3 +261,134 @@ async def test_wrong_cookie_is_refused_with_a_log_line(
         assert "refused Erlang node connection" in caplog.text
         with pytest.raises(ta.AuthenticationFailed):
             await node.connect(E1)
+
+
+# --------------------------------------------------------------------------- links, monitors
+
+
+async def _pid_from_erl(node: ta.Node, erl: Erl, expr: str) -> ta.Pid:
+    """The pid `expr` evaluates to in erl, sent to us."""
+    async with node.actor(name="pid_inbox") as ctx:
+        await erl.eval(f"{{pid_inbox, '{PY}'}} ! {expr}")
+        pid = await ctx.receive(timeout=10)
+    assert isinstance(pid, ta.Pid) and pid.node == E1
+    return pid
+
+
+async def _pid_to_erl(node: ta.Node, erl: Erl, pid: ta.Pid, var: str) -> None:
+    await erl.eval("catch unregister(inbox), register(inbox, self())")
+    node.send(("inbox", E1), pid)
+    # A fun: the REPL keeps bindings, and a bound variable in a receive pattern
+    # would only match that value.
+    got = await erl.eval(f"{var} = (fun() -> receive P -> P after 10000 -> timeout end end)()")
+    assert got.startswith("<"), got
+
+
+@needs_erlang
+async def test_erl_monitors_and_links_our_actors(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as (node, erl):
+        ends: dict[str, trio.Event] = {"a": trio.Event(), "b": trio.Event()}
+
+        async def worker(ctx: ta.Context, key: str, reason: Any) -> None:
+            await ends[key].wait()
+            ctx.exit(reason)
+
+        a = node.spawn(worker, "a", "boom_reason", name="worker_a")
+        b = node.spawn(worker, "b", ("shutdown", 5))
+        await _pid_to_erl(node, erl, a, "A")
+        await _pid_to_erl(node, erl, b, "B")
+        await erl.eval("process_flag(trap_exit, true)")
+        await erl.eval("RA = erlang:monitor(process, A)")
+        await erl.eval(f"RN = erlang:monitor(process, {{worker_a, '{PY}'}})")
+        await erl.eval("link(B)")
+        await wait_linked(node, b)
+        ends["a"].set()
+        down = "receive {'DOWN', RA, process, A, Why} -> Why after 10000 -> timeout end"
+        assert await erl.eval(down) == "boom_reason"
+        by_name = (
+            "receive {'DOWN', RN, process, Who, Why2} -> {Who, Why2} after 10000 -> timeout end"
+        )
+        assert await erl.eval(by_name) == f"{{{{worker_a,'{PY}'}},boom_reason}}"
+        ends["b"].set()
+        exited = "receive {'EXIT', B, Why3} -> Why3 after 10000 -> timeout end"
+        assert await erl.eval(exited) == "{shutdown,5}"
+        # A monitor of a dead actor fires at once, with noproc.
+        await erl.eval("RD = erlang:monitor(process, A)")
+        dead = "receive {'DOWN', RD, process, _, Why4} -> Why4 after 10000 -> timeout end"
+        assert await erl.eval(dead) == "noproc"
+
+
+async def wait_linked(node: ta.Node, pid: ta.Pid) -> None:
+    """Until `pid` has a link (the LINK from erl arrived)."""
+    with trio.fail_after(10):
+        while True:
+            info = node.process_info(pid)
+            if info is not None and info.links:
+                return
+            await trio.sleep(0.01)
+
+
+@needs_erlang
+async def test_we_monitor_and_link_erlang_pids(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as (node, erl):
+        forever = "spawn(fun() -> receive {stop, R} -> exit(R) end end)"
+        p1 = await _pid_from_erl(node, erl, forever)
+        p2 = await _pid_from_erl(node, erl, forever)
+        p3 = await _pid_from_erl(node, erl, forever)
+        async with node.actor(trap_exits=True) as ctx:
+            ref = ctx.monitor(p1)
+            ctx.link(p2)
+            ctx.link(p3)
+            ctx.unlink(p3)
+            await erl.eval(f"{_erl_pid(p1)} ! {{stop, done}}")
+            assert await ctx.receive(timeout=10) == ta.Down(ref, p1, "done")
+            await erl.eval(f"{_erl_pid(p3)} ! {{stop, unlinked}}")
+            await erl.eval(f"{_erl_pid(p2)} ! {{stop, {{bye, 1}}}}")
+            assert await ctx.receive(timeout=10) == ta.Exit(p2, ("bye", 1))
+            # erl's exit/2 reaches a trapping actor as an Exit.
+            await _pid_to_erl(node, erl, ctx.pid, "Me")
+            await erl.eval("exit(Me, please_stop)")
+            got = await ctx.receive(timeout=10)
+            assert isinstance(got, ta.Exit) and got.reason == "please_stop"
+            assert got.pid.node == E1
+
+
+def _erl_pid(pid: ta.Pid) -> str:
+    """An expression for erl's own `pid` in erl (it prints them <0.Id.Serial>)."""
+    assert pid.node == E1
+    return f'list_to_pid("<0.{pid.id}.{pid.serial}>")'
+
+
+@needs_erlang
+async def test_a_lost_erlang_node_fires_noconnection_both_ways(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as (node, erl):
+        p = await _pid_from_erl(node, erl, "spawn(fun() -> receive _ -> ok end end)")
+        async with node.actor(trap_exits=True) as ctx:
+            ref = ctx.monitor(p)
+            ctx.link(p)
+            await _pid_to_erl(node, erl, ctx.pid, "Me")
+            await erl.eval("R = erlang:monitor(process, Me)")
+            # We drop the connection: erl's monitor of our actor says noconnection.
+            assert node.disconnect(E1)
+            down = "receive {'DOWN', R, process, _, Why} -> Why after 10000 -> timeout end"
+            assert await erl.eval(down) == "noconnection"
+            got = {await ctx.receive(timeout=10), await ctx.receive(timeout=10)}
+            assert got == {ta.Down(ref, p, "noconnection"), ta.Exit(p, "noconnection")}
+        # Reconnect, then erl dies: our monitor fires noconnection.
+        p = await _pid_from_erl(node, erl, "spawn(fun() -> receive _ -> ok end end)")
+        async with node.actor() as ctx:
+            ref = ctx.monitor(p)
+            erl.proc.kill()
+            assert await ctx.receive(timeout=30) == ta.Down(ref, p, "noconnection")
+
+
+@needs_erlang
+async def test_an_idle_connection_follows_erls_short_net_ticktime(tmp_path: Path) -> None:
+    # erl drops a peer silent for ~net_ticktime (here 4 s); our own tick
+    # timeout is 60 s, so only answering erl's ticks keeps the link up.
+    async with cluster(tmp_path, ticktime=4) as (node, erl):
+        assert await erl.eval(f"net_adm:ping('{PY}')") == "pong"
+        await erl.eval("ok = net_kernel:monitor_nodes(true, [{node_type, all}])")
+        quiet = "receive {nodedown, N, _} -> {down, N} after 10000 -> still_up end"
+        assert await erl.eval(quiet, within=30) == "still_up"
+        assert E1 in node.nodes()
