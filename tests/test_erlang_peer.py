@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import struct
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,7 +33,9 @@ from erlang_helpers import (
 import trioactors as ta
 from trioactors.cluster.erlang_peer import from_erlang, reason_to_erlang, to_erlang
 from trioactors.wire import erldist_control as c
+from trioactors.wire.erldist_handshake import ErlDistHandshake
 from trioactors.wire.etf import Atom, EtfCodec, ImproperList
+from trioactors.wire.handshake import Role
 
 PY = f"py@{HOST}"
 E1 = f"e1@{HOST}"
@@ -392,3 +396,62 @@ async def test_an_idle_connection_follows_erls_short_net_ticktime(tmp_path: Path
         quiet = "receive {nodedown, N, _} -> {down, N} after 10000 -> still_up end"
         assert await erl.eval(quiet, within=30) == "still_up"
         assert E1 in node.nodes()
+
+
+# --------------------------------------------------------------------------- hostile peers
+
+
+async def _fake_erlang_peer(address: tuple[str, int], name: str) -> trio.SocketStream:
+    """A connection to our node that completed Erlang's handshake as `name`."""
+    stream = await trio.open_tcp_stream(*address)
+    hs = ErlDistHandshake(Role.CONNECT, name=name, cookie=COOKIE, creation=9)
+    with trio.fail_after(10):
+        while not hs.finished:
+            if out := hs.data_to_send():
+                await stream.send_all(out)
+            data = await stream.receive_some(4096)
+            if not data:
+                hs.connection_lost()
+            hs.receive_data(data)
+        if out := hs.data_to_send():
+            await stream.send_all(out)
+    assert hs.established
+    return stream
+
+
+@pytest.mark.parametrize(
+    ("body", "logged"),
+    [
+        (b"\x83junk", "not pass-through 112"),
+        (b"p\x83\x68", "malformed control message"),
+        (b"p" + EtfCodec().encode((7, ta.Pid("fake@127.0.0.1", 1), ta.Pid(PY, 1))), "GROUP_LEADER"),
+        (
+            b"p" + EtfCodec().encode((1, ta.Pid("other@127.0.0.1", 1), ta.Pid(PY, 1))),
+            "on behalf of",
+        ),
+    ],
+)
+async def test_bad_input_from_an_erlang_peer_closes_that_connection_with_a_log_line(
+    body: bytes, logged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with ta.open_node(PY, epmd=None, cookie=COOKIE) as node:
+        stream = await _fake_erlang_peer(node.address, "fake@127.0.0.1")
+        await stream.send_all(struct.pack(">I", len(body)) + body)
+        await _closed(stream)
+        assert "closing connection to node 'fake@127.0.0.1'" in caplog.text
+        assert logged in caplog.text
+        # The node serves others as before.
+        again = await _fake_erlang_peer(node.address, "fake2@127.0.0.1")
+        await again.aclose()
+
+
+@needs_erlang
+def test_the_erlang_worker_example_serves_an_erlang_node() -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "erlang_worker.py"
+    proc = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "gen_server:call -> (Atom('ok'), [('the', 3)," in proc.stdout
+    assert "'THE QUICK BROWN FOX" in proc.stdout
+    assert "Atom('undef')" in proc.stdout
