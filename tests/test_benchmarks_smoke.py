@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "local.py"
 
@@ -45,4 +48,23 @@ def test_etf_benchmark_quick_run() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     for figure in ("reg_send control", "gen_server call", "list of 1000 tuples", "cbor2/s"):
+        assert figure in proc.stdout
+
+
+ERLANG_BENCH = BENCH.parent / "erlang.py"
+
+
+@pytest.mark.skipif(
+    not (shutil.which("erl") and shutil.which("epmd")),
+    reason="Erlang/OTP (erl, epmd) is not installed: apt-get install erlang-nox",
+)
+def test_erlang_benchmark_quick_run() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ERLANG_BENCH), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for figure in ("e1 -> py echo", "py -> e2 echo", "e1 -> py sink", "py -> e2 sink", "erl<->erl"):
         assert figure in proc.stdout
