@@ -218,6 +218,21 @@ async def test_rpc_call_runs_only_registered_functions(tmp_path: Path) -> None:
         failed = await erl.eval(f"rpc:call('{PY}', mymod, fail, [])")
         assert failed.startswith("{badrpc,{'EXIT',{{python_exception,<<\"ZeroDivisionError\">>")
         assert await erl.eval(f"erpc:call('{PY}', mymod, add, [1, 1])") == "2"
+        # The older form, a call to the node's rex server, works too.
+        rex = f"gen_server:call({{rex, '{PY}'}}, {{call, mymod, add, [5, 6], group_leader()}})"
+        assert await erl.eval(rex) == "11"
+        noted: list[Any] = []
+        cast_ran = trio.Event()
+
+        def note(value: Any) -> None:
+            noted.append(value)
+            cast_ran.set()
+
+        node.register_rpc("mymod:note", note)
+        assert await erl.eval(f"rpc:cast('{PY}', mymod, note, [cast])") == "true"
+        with trio.fail_after(10):
+            await cast_ran.wait()
+        assert noted == [Atom("cast")]
         # Any other spawn is refused: no code a peer names ever runs.
         await erl.eval(f"Req = erlang:spawn_request('{PY}', os, cmd, [\"id\"], [])")
         refused = "receive {spawn_reply, Req, error, Why} -> Why after 10000 -> timeout end"
@@ -455,3 +470,21 @@ def test_the_erlang_worker_example_serves_an_erlang_node() -> None:
     assert "gen_server:call -> (Atom('ok'), [('the', 3)," in proc.stdout
     assert "'THE QUICK BROWN FOX" in proc.stdout
     assert "Atom('undef')" in proc.stdout
+
+
+@needs_erlang
+async def test_disconnect_and_leaving_close_cleanly_for_erl(tmp_path: Path) -> None:
+    # No trioactors goodbye record on an Erlang connection: erl would report
+    # "incompatible erlang" and see the node as killed.
+    nodedown = "receive {nodedown, _, Info} -> Info after 10000 -> timeout end"
+    reason = "[{nodedown_reason,connection_closed},{node_type,hidden}]"
+    code = compile_erlang(tmp_path, "kv", KV_ERL)
+    async with private_epmd() as epmd, erl_repl(epmd, code_path=code) as erl:
+        async with ta.open_node(PY, epmd=f"{HOST}:{epmd}", cookie=COOKIE) as node:
+            await erl.eval("net_kernel:monitor_nodes(true, [{node_type, all}, nodedown_reason])")
+            assert await erl.eval(f"net_adm:ping('{PY}')") == "pong"
+            assert node.disconnect(E1)
+            assert await erl.eval(nodedown) == reason
+            assert await erl.eval(f"net_adm:ping('{PY}')") == "pong"
+        assert await erl.eval(nodedown) == reason
+        assert not any("incompatible" in line for line in erl.lines)

@@ -120,8 +120,10 @@ class NetKernel:
         self.closing = True
         goodbye = p.RECORDS.frame(self.codec, p.Goodbye("shutdown"))
         live = [peer.conn for peer in self.peers if peer.conn is not None]
-        for conn in live:
-            conn.close(final=goodbye)
+        for peer in self.peers:
+            if peer.conn is not None:
+                # Erlang has no goodbye: closing the connection says it.
+                peer.conn.close(final=b"" if peer.kind == "erlang" else goodbye)
         for peer in self.peers:
             if peer.attempt is not None:
                 peer.attempt.finish(ConnectionFailed(f"node {self.name!r} is shutting down"))
@@ -191,7 +193,10 @@ class NetKernel:
         if peer is None or not peer.connected:
             return False
         assert peer.conn is not None
-        peer.conn.close(final=p.RECORDS.frame(self.codec, p.Goodbye("disconnect")))
+        goodbye = (
+            b"" if peer.kind == "erlang" else p.RECORDS.frame(self.codec, p.Goodbye("disconnect"))
+        )
+        peer.conn.close(final=goodbye)
         return True
 
     def connect_soon(self, name: str) -> None:
