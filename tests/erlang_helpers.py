@@ -179,6 +179,7 @@ start() -> gen_server:start({local, kv}, ?MODULE, [], []).
 init([]) -> {ok, #{}}.
 handle_call({put, K, V}, _From, S) -> {reply, ok, S#{K => V}};
 handle_call({get, K}, _From, S) -> {reply, maps:get(K, S, undefined), S};
+handle_call({sleep, Ms}, _From, S) -> timer:sleep(Ms), {reply, slept, S};
 handle_call(crash, _From, _S) -> exit(boom).
 handle_cast({put, K, V}, S) -> {noreply, S#{K => V}}.
 handle_info(_, S) -> {noreply, S}.

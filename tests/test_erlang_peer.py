@@ -488,3 +488,35 @@ async def test_disconnect_and_leaving_close_cleanly_for_erl(tmp_path: Path) -> N
             assert await erl.eval(f"net_adm:ping('{PY}')") == "pong"
         assert await erl.eval(nodedown) == reason
         assert not any("incompatible" in line for line in erl.lines)
+
+
+@needs_erlang
+async def test_late_replies_are_dropped_both_ways_through_aliases(tmp_path: Path) -> None:
+    class Slow(ta.GenServer):
+        async def handle_call(self, request: Any, caller: ta.Caller) -> Any:
+            self.ctx.spawn(self.answer_later, caller)
+            return ta.NO_REPLY
+
+        async def answer_later(self, ctx: ta.Context, caller: ta.Caller) -> None:
+            await trio.sleep(0.3)
+            self.reply(caller, Atom("late"))
+
+    async with cluster(tmp_path) as (node, erl):
+        # erl -> us: gen:call's alias is inactive after its timeout, so our
+        # reply (ALIAS_SEND) is dropped by erl, not queued in its mailbox.
+        await node.start_server(Slow, name="slow")
+        timed_out = await erl.eval(f"catch gen_server:call({{slow, '{PY}'}}, hi, 50)")
+        assert timed_out.startswith("{'EXIT',{timeout,")
+        await erl.eval("timer:sleep(600)")
+        assert await erl.eval("process_info(self(), message_queue_len)") == (
+            "{message_queue_len,0}"
+        )
+        # us -> erl: our call's tag is an alias too.
+        assert (await erl.eval("kv:start()")).startswith("{ok,")
+        async with node.actor() as ctx:
+            with pytest.raises(ta.CallTimeout):
+                await ctx.call(("kv", E1), (Atom("sleep"), 300), timeout=0.05)
+            # kv answers in order: the late reply came before this one.
+            assert await ctx.call(("kv", E1), (Atom("get"), "x")) is None
+            info = node.process_info(ctx.pid)
+            assert info is not None and info.mailbox == 0

@@ -15,10 +15,11 @@ codec's, both ways, at the top level of a message:
 ==========================================  =======================================
 Python                                      Erlang
 ==========================================  =======================================
-``("$gen_call", (pid, ref), request)``      ``{'$gen_call', {Pid, Tag}, Request}``
-                                            (an OTP 25 alias tag ``[alias|Ref]``
-                                            arrives as ``ref``; the reply goes to
-                                            the alias, as ``gen:reply`` does)
+``("$gen_call", (pid, ref), request)``      ``{'$gen_call', {Pid, [alias|Ref]}, Request}``
+                                            (OTP 25's alias tag, both ways; a plain
+                                            ref tag arrives as ``ref`` too). Replies
+                                            go to the alias, as ``gen:reply`` does,
+                                            so a late one is dropped
 ``("$gen_cast", request)``                  ``{'$gen_cast', Request}``
 ``ta.Down(ref, pid, reason)``               ``{'DOWN', Ref, process, Pid, Reason}``
 ``ta.Exit(pid, reason)``                    ``{'EXIT', Pid, Reason}``
@@ -191,6 +192,11 @@ def from_erlang(msg: Any, aliases: dict[Ref, None] | None = None) -> Any:
                         del aliases[next(iter(aliases))]
                     aliases[ref] = None
                 return (GEN_CALL, (who[0], ref), msg[2])
+    elif n == 2 and type(head) is ImproperList:
+        # A reply sent by hand to the pid of one of our calls, `From ! {Tag, R}`.
+        tagged = _call_tag(head)
+        if tagged is not None:
+            return (tagged[0], msg[1])
     elif head == _GEN_CAST and n == 2:
         return (GEN_CAST, msg[1])
     elif head == _DOWN and n == 5 and type(msg[1]) is Ref and msg[2] == _PROCESS:
@@ -209,12 +215,28 @@ def from_erlang(msg: Any, aliases: dict[Ref, None] | None = None) -> Any:
 class ErlangLink:
     """What one node keeps about one Erlang peer across its connections."""
 
-    __slots__ = ("aliases", "unlink_id")
+    __slots__ = ("aliases", "calls", "unlink_id")
 
     def __init__(self) -> None:
         #: Refs of calls that came with an alias tag, awaiting their reply.
         self.aliases: dict[Ref, None] = {}
+        #: Our calls into the peer, by the alias their tag names: the caller.
+        self.calls: dict[Ref, Pid] = {}
         self.unlink_id = 0
+
+    def outgoing(self, msg: Any) -> Any:
+        """`msg` to send, a call with OTP 25's alias tag ``[alias|Ref]``: the
+        server answers through the alias, and a late answer (the call has
+        ended) is dropped rather than left in the caller's mailbox."""
+        if type(msg) is tuple and len(msg) == 3 and msg[0] == GEN_CALL and type(msg[0]) is str:
+            who = msg[1]
+            if type(who) is tuple and len(who) == 2 and type(who[1]) is Ref:
+                calls = self.calls
+                if len(calls) >= _MAX_ALIASES:
+                    del calls[next(iter(calls))]
+                calls[who[1]] = who[0]
+                return (_GEN_CALL, (who[0], ImproperList((_ALIAS,), who[1])), msg[2])
+        return msg
 
     def next_unlink_id(self) -> int:
         """A fresh id for UNLINK_ID (64-bit, never 0)."""
@@ -273,10 +295,12 @@ class ErlangPeers:
 
     def send(self, peer: Peer, to: Pid, msg: Any) -> None:
         """`msg` for Erlang pid `to`."""
+        msg = self.link_of(peer).outgoing(msg)
         self.kernel.to_peer(peer, self._packet(c.Send(to, None), msg))
 
     def send_named(self, peer: Peer, name: str, msg: Any) -> None:
         """`msg` for the process registered as `name` on Erlang node `peer`."""
+        msg = self.link_of(peer).outgoing(msg)
         self.kernel.to_peer(peer, self._packet(c.RegSend(self.system.pid, name, None), msg))
 
     def reply(self, peer: Peer, to: Pid, ref: Ref, value: Any) -> None:
@@ -349,7 +373,7 @@ class ErlangPeers:
                     system.deliver_named(rec.name, msg)
             elif kind is c.AliasSend:
                 assert isinstance(rec, c.AliasSend)
-                self._alias_send(rec)
+                self._alias_send(link, rec)
             elif kind is c.Link:
                 assert isinstance(rec, c.Link)
                 system.remote_link(rec.target, own(rec.sender))
@@ -423,11 +447,15 @@ class ErlangPeers:
                 flags |= 2
         self._signal(peer, c.SpawnReply(rec.req_id, rec.sender, flags, pid))
 
-    def _alias_send(self, rec: c.AliasSend) -> None:
-        # Our calls into Erlang use plain ref tags, so an alias of ours only
-        # comes back if a peer kept one: the message is handed to the call
-        # it answers if one still waits (there is no pid to deliver it to).
-        log.debug("dropping a message to alias %s (no such active alias)", rec.alias)
+    def _alias_send(self, link: ErlangLink, rec: c.AliasSend) -> None:
+        """A reply to one of our calls, sent to its alias: handed to the call
+        if it still waits, else dropped (an inactive alias)."""
+        caller = link.calls.pop(rec.alias, None)
+        msg = rec.message
+        if caller is not None and type(msg) is tuple and len(msg) == 2:
+            self.system.deliver_reply(caller, rec.alias, msg[1])
+        else:
+            log.debug("dropping a message to alias %s (no such active alias)", rec.alias)
 
     def _builtin(self, peer: Peer, name: str, msg: Any) -> bool:
         """Answer the requests Erlang's own servers would (True if handled)."""
