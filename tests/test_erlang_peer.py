@@ -29,6 +29,7 @@ from erlang_helpers import (
     needs_erlang,
     private_epmd,
 )
+from helpers import wait_until
 
 import trioactors as ta
 from trioactors.cluster.erlang_peer import from_erlang, reason_to_erlang, to_erlang
@@ -520,3 +521,23 @@ async def test_late_replies_are_dropped_both_ways_through_aliases(tmp_path: Path
             assert await ctx.call(("kv", E1), (Atom("get"), "x")) is None
             info = node.process_info(ctx.pid)
             assert info is not None and info.mailbox == 0
+
+
+@needs_erlang
+async def test_erl_and_a_node_find_each_other_through_trioactors_epmd(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(ta.serve_epmd, HOST, 0)
+        async with (
+            ta.open_node(PY, epmd=f"{HOST}:{server.port}", cookie=COOKIE) as node,
+            erl_repl(server.port) as erl,
+        ):
+            assert await erl.eval(f"net_adm:ping('{PY}')") == "pong"
+            node.disconnect(E1)
+            peer = node.kernel.peers.get(E1)
+            assert peer is not None
+            await wait_until(lambda: peer.conn is None)
+            # Our lookup finds erl's registration (an Erlang one) in the daemon.
+            await erl.eval("register(sink, self())")
+            node.send(("sink", E1), Atom("found_you"))
+            assert await erl.eval("receive M -> M after 10000 -> timeout end") == "found_you"
+        nursery.cancel_scope.cancel()

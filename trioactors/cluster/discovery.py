@@ -128,6 +128,10 @@ class Discovery:
             return None
         return info.host, info.port
 
+    async def lookup_info(self, alive: str) -> NodeInfo | None:
+        """Whatever node (trioactors or Erlang) is registered as `alive`."""
+        return await self._query.lookup(alive)
+
     async def list_nodes(self) -> list[NodeInfo]:
         """Everything the daemon knows."""
         return await self._query.list_nodes()

@@ -567,12 +567,16 @@ class ErlangPeers:
 
         alive, _, host = name.partition("@")
         discovery = self.kernel.discovery
-        port = discovery.port if discovery is not None else self.epmd_port
-        client = EpmdClient(host, port, timeout=self.kernel.connect_timeout)
-        try:
-            info = await client.lookup(alive)
-        finally:
-            await client.aclose()
+        if discovery is not None and host == discovery.host:
+            # Our own EPMD: its query connection knows the protocol already.
+            info = await discovery.lookup_info(alive)
+        else:
+            port = discovery.port if discovery is not None else self.epmd_port
+            client = EpmdClient(host, port, timeout=self.kernel.connect_timeout)
+            try:
+                info = await client.lookup(alive)
+            finally:
+                await client.aclose()
         if info is None:
             return None
         return host, info.port, info.kind == KIND_ERLANG
