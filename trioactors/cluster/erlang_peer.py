@@ -258,8 +258,26 @@ class ErlangPeers:
         self.codec = EtfCodec(binaries_as_str=True, max_size=kernel.max_frame_size)
         self.rpc_functions: RpcFunctions | None = None
         self._cookie = cookie
+        # The control part of sends (pass-through byte and control term) by
+        # addressee: actors send to the same few pids and names over and over.
+        self._heads: dict[Pid | str, bytes] = {}
 
     # -- frames
+
+    def _message(self, key: Pid | str, record: c.Send | c.RegSend, message: Any) -> bytes:
+        head = self._heads.get(key)
+        if head is None:
+            head = c.encode_control(record, self.codec, b"")
+            if len(self._heads) >= 4096:
+                self._heads.clear()
+            self._heads[key] = head
+        body = head + self.codec.encode(to_erlang(message))
+        if len(body) > self.kernel.max_frame_size:
+            raise NotSerializable(
+                f"message of {len(body)} bytes exceeds max_frame_size "
+                f"({self.kernel.max_frame_size}); send it in parts or raise the limit"
+            )
+        return encode_packet(body)
 
     def _packet(self, record: c.Control, message: Any = None) -> bytes:
         codec = self.codec
@@ -296,12 +314,13 @@ class ErlangPeers:
     def send(self, peer: Peer, to: Pid, msg: Any) -> None:
         """`msg` for Erlang pid `to`."""
         msg = self.link_of(peer).outgoing(msg)
-        self.kernel.to_peer(peer, self._packet(c.Send(to, None), msg))
+        self.kernel.to_peer(peer, self._message(to, c.Send(to, None), msg))
 
     def send_named(self, peer: Peer, name: str, msg: Any) -> None:
         """`msg` for the process registered as `name` on Erlang node `peer`."""
         msg = self.link_of(peer).outgoing(msg)
-        self.kernel.to_peer(peer, self._packet(c.RegSend(self.system.pid, name, None), msg))
+        frame = self._message(name, c.RegSend(self.system.pid, name, None), msg)
+        self.kernel.to_peer(peer, frame)
 
     def reply(self, peer: Peer, to: Pid, ref: Ref, value: Any) -> None:
         """The reply to call `ref` of Erlang caller `to`, as gen:reply sends it."""
