@@ -541,3 +541,17 @@ async def test_erl_and_a_node_find_each_other_through_trioactors_epmd(tmp_path: 
             node.send(("sink", E1), Atom("found_you"))
             assert await erl.eval("receive M -> M after 10000 -> timeout end") == "found_you"
         nursery.cancel_scope.cancel()
+
+
+@needs_erlang
+async def test_node_rpc_into_erlang_is_erlangs_rpc_call(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as (node, erl):
+        assert await node.rpc(E1, "lists:reverse", [1, 2, 3]) == [3, 2, 1]
+        assert await node.rpc(E1, "erlang:node") == Atom(E1)
+        # What the function prints goes to our group leader, which answers it.
+        assert await node.rpc(E1, "io:format", "printed~n") == Atom("ok")
+        with pytest.raises(ta.RpcFailed, match="undef"):
+            await node.rpc(E1, "nomod:nofun")
+        with pytest.raises(ta.CallFailed, match="nodedown"):
+            await node.rpc(f"nobody@{HOST}", "erlang:node")
+        assert erl.name == E1

@@ -78,6 +78,7 @@ __all__ = [
     "ErlangLink",
     "ErlangNetKernel",
     "ErlangPeers",
+    "erlang_group_leader",
     "from_erlang",
     "to_erlang",
 ]
@@ -261,6 +262,8 @@ class ErlangPeers:
         # The control part of sends (pass-through byte and control term) by
         # addressee: actors send to the same few pids and names over and over.
         self._heads: dict[Pid | str, bytes] = {}
+        #: The group leader our rpc calls into Erlang name (`erlang_group_leader`).
+        self.group_leader: Pid | None = None
 
     # -- frames
 
@@ -579,6 +582,12 @@ class ErlangPeers:
             answer_ticks=True,
         )
 
+    def rpc_request(self, module: str, function: str, args: list[Any]) -> tuple[Any, ...]:
+        """What Erlang's rex server takes for ``rpc:call(Node, M, F, A)``."""
+        if self.group_leader is None:
+            raise RuntimeError("the node has not started its Erlang group leader")
+        return (Atom("call"), Atom(module), Atom(function), args, self.group_leader)
+
     async def lookup(self, name: str) -> tuple[str, int, bool] | None:
         """(host, port, is_erlang) of node ``alive@host``, from that host's EPMD."""
         from ..epmd import EpmdClient
@@ -688,6 +697,18 @@ async def _erpc_process(
     if res is None:
         return
     ctx.exit(reason)
+
+
+async def erlang_group_leader(ctx: Context) -> None:
+    """The group leader of the processes our rpc calls start on Erlang nodes:
+    it answers every io request ``ok`` and logs what they print."""
+    while True:
+        msg = await ctx.receive()
+        if type(msg) is tuple and len(msg) == 4 and msg[0] == Atom("io_request"):
+            _, sender, reply_as, request = msg
+            log.debug("output of an rpc on an Erlang node: %r", request)
+            if type(sender) is Pid:
+                ctx.send(sender, (Atom("io_reply"), reply_as, Atom("ok")))
 
 
 class ErlangNetKernel(GenServer):

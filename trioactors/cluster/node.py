@@ -37,14 +37,23 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from ..epmd import NodeInfo
-from ..errors import CallFailed, CallTimeout, EpmdError, NotSerializable, RpcFailed
+from ..errors import (
+    CallFailed,
+    CallTimeout,
+    ConnectionFailed,
+    EpmdError,
+    NotSerializable,
+    RpcFailed,
+)
 from ..otp.system import ActorSystem, open_actor_system
+from ..runtime.process import NODEDOWN
 from ..wire.cbor import MessageRegistry
+from ..wire.etf import Atom
 from ..wire.framing import DEFAULT_MAX_FRAME_SIZE
 from ..wire.names import MAX_NAME, format_host_port, parse_host_port, valid_alive
 from ..wire.terms import Pid, Ref
 from .discovery import DEFAULT_POLL_INTERVAL, Discovery
-from .erlang_peer import NET_KERNEL, ErlangNetKernel, ErlangPeers
+from .erlang_peer import NET_KERNEL, ErlangNetKernel, ErlangPeers, erlang_group_leader
 from .globals import Resolver
 from .kernel import NetKernel
 from .peer_nodes import PeerNode, PeerNodes, open_peer_nodes
@@ -242,12 +251,44 @@ class Node(_SystemAPI):
         node cannot be reached or does not answer in time. Every node offers
         ``trioactors.node_info``, ``trioactors.processes``,
         ``trioactors.process_info``, ``trioactors.connections``,
-        ``trioactors.supervision_trees`` and ``trioactors.functions``."""
+        ``trioactors.supervision_trees`` and ``trioactors.functions``.
+
+        On an Erlang node `function` is ``"module:function"`` and this is
+        Erlang's own ``rpc:call(Node, M, F, Args)`` (what it prints goes to
+        this node's log, at debug level); ``{badrpc, Reason}`` raises
+        `ta.RpcFailed` with `Reason`."""
+        erlang = self.kernel.erlang
+        if erlang is not None and "@" in node and node != self.name:
+            try:
+                await self.kernel.connect(node)
+            except ConnectionFailed:
+                raise CallFailed((NODEDOWN, node), (REX, node)) from None
+            peer = self.kernel.peers.get(node)
+            if peer is not None and peer.kind == "erlang":
+                return await self._erlang_rpc(node, function, args, timeout)
         reply = await self.system.call((REX, node), ("call", function, list(args)), timeout)
         if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "ok":
             return reply[1]
         reason = reply[1] if isinstance(reply, tuple) and len(reply) == 2 else reply
         raise RpcFailed(node, function, reason)
+
+    async def _erlang_rpc(
+        self,
+        node: str,
+        function: str,
+        args: tuple[Any, ...],
+        timeout: float | None,  # noqa: ASYNC109 - as call's
+    ) -> Any:
+        module, colon, name = function.partition(":")
+        if not (colon and module and name):
+            raise ValueError(f"an Erlang function is 'module:function', got {function!r}")
+        erlang = self.kernel.erlang
+        assert erlang is not None
+        request = erlang.rpc_request(module, name, list(args))
+        reply = await self.system.call((REX, node), request, timeout)
+        if type(reply) is tuple and len(reply) == 2 and reply[0] == Atom("badrpc"):
+            raise RpcFailed(node, function, reply[1])
+        return reply
 
     def connection_stats(self) -> list[ConnectionInfo]:
         """Per-peer connection figures (`ConnectionInfo`), by node name."""
@@ -575,6 +616,7 @@ async def open_node(
                             if erlang is not None:
                                 erlang.rpc_functions = node._rpc
                                 await system.start_server(ErlangNetKernel, name=NET_KERNEL)
+                                erlang.group_leader = system.spawn(erlang_group_leader)
                             await system.start_server(Rex, node._rpc, name=REX)
                             log.info("node %r listening on %s:%d", name, *address)
                             try:
