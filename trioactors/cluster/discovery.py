@@ -5,18 +5,26 @@ restart by itself; this task adds what a node needs on top: it polls the node
 list (default every 5 s), teaches the kernel the names it sees (so pids of
 those nodes can be routed) and starts a connection to every trioactors node
 it is not connected to yet, making the cluster a full mesh like Erlang's.
+
+The daemon may be a trioactors EPMD or Erlang's own ``epmd``; either way only
+trioactors nodes are connected to (Erlang nodes are skipped with a debug log:
+they do not speak this distribution protocol). A node whose daemon does not
+answer at start-up keeps running and registers as soon as it does, retrying
+with a growing delay (one warning, then debug lines).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import trio
 
 from ..epmd import EpmdClient, NodeInfo
-from ..errors import EpmdError
+from ..errors import ConnectionFailed, EpmdError, EpmdUnavailable, NameTaken
 from ..wire.epmd_native import KIND_TRIOACTORS
+from ..wire.handshake import PROTOCOL_VERSION
 from .kernel import NetKernel
 
 __all__ = ["DEFAULT_POLL_INTERVAL", "Discovery"]
@@ -24,6 +32,8 @@ __all__ = ["DEFAULT_POLL_INTERVAL", "Discovery"]
 log = logging.getLogger("trioactors.cluster")
 
 DEFAULT_POLL_INTERVAL: Final = 5.0
+#: The first delay before registering again with a daemon that did not answer.
+_FIRST_RETRY: Final = 0.1
 
 
 class Discovery:
@@ -52,6 +62,10 @@ class Discovery:
         self._pause = trio.CancelScope()
         self._stopping = False
         self._stopped = trio.Event()
+        self._skipped: set[str] = set()  # Erlang nodes already logged
+        #: Set once the node is registered (at once, or after EPMD came back).
+        self.registered = trio.Event()
+        self.info: NodeInfo | None = None
 
     @property
     def address(self) -> str:
@@ -63,10 +77,13 @@ class Discovery:
         advertise_host: str,
         port: int,
         *,
-        task_status: trio.TaskStatus[NodeInfo] = trio.TASK_STATUS_IGNORED,
+        task_status: trio.TaskStatus[NodeInfo | None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Register as `kernel.name` at advertise_host:port (raises `NameTaken`
-        if a live node holds the name), then poll until `stop()`."""
+        if a live node holds the name), then poll until `stop()`.
+
+        When no daemon answers, `started` comes with None and registering is
+        retried (with backoff up to the keep-alive interval) until one does."""
         kernel = self.kernel
         try:
             await self._run(kernel, advertise_host, port, task_status)
@@ -78,18 +95,34 @@ class Discovery:
         kernel: NetKernel,
         advertise_host: str,
         port: int,
-        task_status: trio.TaskStatus[NodeInfo],
+        task_status: trio.TaskStatus[NodeInfo | None],
     ) -> None:
         async with self._client as client:
-            info = await client.register(
-                kernel.name,
-                advertise_host,
-                port,
-                metadata={
-                    "creation": str(kernel.creation),
-                },
-            )
-            task_status.started(info)
+
+            async def register() -> NodeInfo:
+                return await client.register(
+                    kernel.name,
+                    advertise_host,
+                    port,
+                    metadata={"creation": str(kernel.creation)},
+                    protocol_version=PROTOCOL_VERSION,
+                )
+
+            try:
+                self.info = await register()
+            except EpmdUnavailable as exc:
+                log.warning(
+                    "%s; node %s runs unregistered and registers once it answers",
+                    exc,
+                    kernel.name,
+                )
+                task_status.started(None)
+                if not await self._register_later(register):
+                    return
+                await self.poll()  # discovery resumes at once
+            else:
+                task_status.started(self.info)
+            self.registered.set()
             while not self._stopping:
                 # Only the pause is cancelled by stop(), never a request in
                 # flight: the client then unregisters over a sound connection.
@@ -98,6 +131,32 @@ class Discovery:
                 if not self._stopping:
                     await self.poll()
 
+    async def _register_later(self, register: Callable[[], Awaitable[NodeInfo]]) -> bool:
+        """Retry `register` until it works (True) or `stop()` (False)."""
+        delay = _FIRST_RETRY
+        cap = max(self._client.keepalive_interval, _FIRST_RETRY)
+        while not self._stopping:
+            with trio.move_on_after(delay) as self._pause:
+                await trio.sleep_forever()
+            if self._stopping:
+                break
+            try:
+                self.info = await register()
+            except EpmdUnavailable as exc:
+                log.debug("EPMD registration retry: %s", exc)
+            except NameTaken as exc:
+                # The daemon is back, and someone has our name: keep trying,
+                # it may be a predecessor the daemon has not seen die yet.
+                log.warning("cannot register %s with EPMD: %s; retrying", self.kernel.name, exc)
+                delay = cap
+                continue
+            except EpmdError as exc:
+                log.debug("EPMD registration retry: %s", exc)
+            else:
+                return True
+            delay = min(delay * 2, cap)
+        return False
+
     async def poll(self) -> None:
         """One discovery round: learn every node's name and connect to new ones."""
         try:
@@ -105,10 +164,23 @@ class Discovery:
         except EpmdError as exc:
             log.debug("discovery round failed: %s", exc)
             return
-        names = [n.name for n in nodes if n.kind == KIND_TRIOACTORS]
+        names = []
+        for n in nodes:
+            if n.kind == KIND_TRIOACTORS:
+                names.append(n.name)
+            elif n.name not in self._skipped:
+                self._skipped.add(n.name)
+                log.debug(
+                    "discovery skips %s: an Erlang node (port %d), it does not speak "
+                    "trioactors distribution",
+                    n.name,
+                    n.port,
+                )
+        log.debug("discovery round at EPMD %s: %d trioactors node(s)", self.address, len(names))
         self.kernel.peers.learn(names)
         for name in names:
             if self.kernel.should_autoconnect(name):
+                log.debug("discovery: connecting to %s", name)
                 self.kernel.connect_soon(name)
 
     async def stop(self) -> None:
@@ -123,10 +195,20 @@ class Discovery:
         await self._query.aclose()
 
     async def lookup(self, name: str) -> tuple[str, int] | None:
-        """The address of trioactors node `name`, or None."""
+        """The address of trioactors node `name`, or None.
+
+        Raises `ConnectionFailed` when `name` is an Erlang node."""
         info = await self._query.lookup(name)
-        if info is None or info.kind != KIND_TRIOACTORS:
+        if info is None:
+            log.debug("connect to %s: not registered with EPMD at %s", name, self.address)
             return None
+        if info.kind != KIND_TRIOACTORS:
+            log.debug("connect to %s: it is an Erlang node, skipped", name)
+            raise ConnectionFailed(
+                f"node {name!r} is an Erlang node (registered with EPMD at {self.address}); "
+                "trioactors nodes connect to trioactors nodes only"
+            )
+        log.debug("connect to %s: EPMD says %s:%d", name, info.host, info.port)
         return info.host, info.port
 
     async def list_nodes(self) -> list[NodeInfo]:

@@ -326,8 +326,9 @@ async def open_node(
     - `creation`: which incarnation of the node this is (default: from the
       clock, so a restarted node's pids differ from its predecessor's).
 
-    Raises `ta.NameTaken` if EPMD has a live node of that name and
-    `ta.EpmdUnavailable` if no daemon answers.
+    Raises `ta.NameTaken` if EPMD has a live node of that name. When no EPMD
+    daemon answers, the node starts anyway (with a warning) and registers as
+    soon as one does, retrying with backoff up to `epmd_keepalive` seconds.
     """
     if not isinstance(name, str) or not valid_alive(name):
         raise ValueError(
