@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine with Python 3.11+ and make:
-#   make demo   - a demo cluster on embedded defaults
+#   make demo   - a demo cluster on embedded defaults (examples/demo_cluster.py)
 #   make test   - ruff, mypy --strict and the whole test suite
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint typecheck pytest bench erlang clean
+.PHONY: demo test lint typecheck pytest bench tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,22 +24,23 @@ $(TEST_STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/trioactors demo
 
-# Erlang/OTP is the reference peer for the EPMD compatibility tests; installed
-# when possible, otherwise those tests skip and say why.
-erlang:
-	@bash scripts/install-erlang.sh
+# Outside programs some tests use (Erlang/OTP as the reference peer, tmux as
+# a real terminal, iproute2 for network namespaces); installed when possible,
+# otherwise those tests skip and say why.
+tools:
+	@bash scripts/install-test-tools.sh
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check trioactors tests examples benchmarks
-	$(BIN)/ruff format --check trioactors tests examples benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(TEST_STAMP)
-	$(BIN)/mypy --strict trioactors
+	$(BIN)/mypy --strict trioactors tests examples benchmarks
 
 pytest: $(TEST_STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
-test: erlang lint typecheck pytest
+test: tools lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/local.py

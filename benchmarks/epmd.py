@@ -17,8 +17,9 @@ how much of a bare round trip the daemon's work (parse, look up, encode) costs.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
@@ -68,7 +69,7 @@ async def rate(op: Callable[[], Awaitable[object]], seconds: float) -> float:
             return n / (time.perf_counter() - start)
 
 
-async def concurrent_rate(ops: list[Callable[[], Awaitable[object]]], seconds: float) -> float:
+async def concurrent_rate(ops: Sequence[Callable[[], Awaitable[object]]], seconds: float) -> float:
     """Total operations per second of every op running concurrently."""
     counts = [0] * len(ops)
     start = time.perf_counter()
@@ -132,9 +133,10 @@ async def main(quick: bool) -> None:
             for c in many:
                 await c.ping()
             echoes = [await echo_client() for _ in range(clients_n)]
-            ours = await concurrent_rate([lambda c=c: c.lookup("target") for c in many], seconds)
+            lookups = [functools.partial(c.lookup, "target") for c in many]
+            ours = await concurrent_rate(lookups, seconds)
             base = await concurrent_rate(
-                [lambda e=e: e.roundtrip(lookup_frame) for e in echoes], seconds
+                [functools.partial(e.roundtrip, lookup_frame) for e in echoes], seconds
             )
             print(row(f"lookups/s, {clients_n} clients", ours, base, "/s"))
             for c in many:

@@ -18,6 +18,8 @@ import trioactors as ta
 
 
 class KvStore(ta.GenServer):
+    trap_exits = True  # so that the system's shutdown runs terminate (as in OTP)
+
     async def init(self) -> None:
         self.data: dict[str, Any] = {}
         self.waiting: dict[str, list[ta.Caller]] = {}

@@ -22,6 +22,7 @@ import trio.testing
 
 from trioactors.cluster.globals import Resolver
 from trioactors.cluster.services import ClusterServices
+from trioactors.errors import SpawnFailed
 from trioactors.otp.system import ActorSystem, open_actor_system
 from trioactors.wire.cbor import MessageCodec
 from trioactors.wire.terms import Pid, Ref
@@ -49,8 +50,10 @@ class FakeTransport:
             self.send_to(node, record)
 
 
-class FakeRouter:
-    """Carries actor messages to the pids of other fake nodes (sends only)."""
+class NetRouter:
+    """A fake node's Router: carries actor messages to the pids of other fake
+    nodes (sends only; links and monitors stay local, remote spawn fails).
+    For two systems joined signal for signal, see `helpers.FakeRouter`."""
 
     def __init__(self, net: FakeNet, name: str) -> None:
         self._net = net
@@ -62,6 +65,10 @@ class FakeRouter:
 
     def send_named(self, to: tuple[str, str], msg: Any) -> None:
         self._net.post(self._name, to[1], ("send_named", (to[0], msg)))
+
+    def reply(self, to: Pid, ref: Ref, value: Any) -> None:
+        if to.node in self._net.nodes:
+            self._net.post(self._name, to.node, ("reply", (to, ref, value)))
 
     def link(self, local: Pid, remote: Pid) -> None:
         pass
@@ -94,6 +101,17 @@ class FakeRouter:
         node = self._net.nodes.get(self._name)
         return None if node is None else node.services.globals.whereis_global(name)
 
+    async def spawn_remote(
+        self,
+        node: str,
+        name: str,
+        args: tuple[Any, ...],
+        link_to: Pid,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - the Router protocol's signature
+    ) -> Pid:
+        raise SpawnFailed(f"the fake network cannot spawn {name!r} on {node!r}")
+
 
 class FakeNode:
     """One node of a `FakeNet`: an ActorSystem and its cluster services."""
@@ -113,7 +131,7 @@ class FakeNode:
         try:
             async with open_actor_system(node_name=self.name) as system:
                 self.system = system
-                system.set_router(FakeRouter(self.net, self.name))
+                system.set_router(NetRouter(self.net, self.name))
                 self.services = ClusterServices(system, self.transport, resolve=self._resolve)
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self.services.run)
@@ -217,6 +235,8 @@ class FakeNet:
                 assert handled, payload
             elif kind == "send":
                 node.system.deliver(*payload)
+            elif kind == "reply":
+                node.system.deliver_reply(*payload)
             else:
                 node.system.deliver_named(*payload)
 

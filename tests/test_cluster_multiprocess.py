@@ -5,18 +5,17 @@ name reach the new one."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 import trio
 import trio.lowlevel
+from helpers import eventually
 
 import trioactors as ta
 
@@ -33,43 +32,12 @@ async def node_process(
 ) -> AsyncIterator[trio.Process]:
     """`trioactors node NAME --app tests.remote_sup_app:APP`, up once it prints
     its listening line; its log goes to `log`."""
-    cmd = [sys.executable, "-m", "trioactors", "node", name, "--epmd", epmd]
-    cmd += ["--app", f"{APP}:{app}", "--log-level", "info"]
-    environ = {**os.environ, "TRIOACTORS_COOKIE": COOKIE, **env}
     with log.open("wb") as stderr:
-        proc = await trio.lowlevel.open_process(
-            cmd, stdout=subprocess.PIPE, stderr=stderr, env=environ, cwd=str(ROOT)
-        )
-    assert proc.stdout is not None
-    try:
-        banner = f"node {name} listening on ".encode()
-        buf = b""
-        with trio.fail_after(20):
-            while banner not in buf:
-                chunk = await proc.stdout.receive_some(4096)
-                assert chunk, f"node {name} ended before it listened (see its log)"
-                buf += chunk
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        with trio.CancelScope(shield=True):
-            await proc.wait()
-        await proc.stdout.aclose()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, within: float = 15) -> None:
-    """Wait for the cluster to converge (state replicated asynchronously on
-    other processes: there is no event to wait on from here)."""
-    with trio.move_on_after(within):
-        while True:
-            try:
-                if await check():
-                    return
-            except ta.CallFailed:
-                pass  # not started yet (noproc) or gone (noconnection)
-            await trio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+        args = ("--epmd", epmd, "--log-level", "info")
+        async with helpers.node_process(
+            name, *args, app=f"{APP}:{app}", cookie=COOKIE, stderr=stderr, env=env
+        ) as node:
+            yield node.proc
 
 
 async def test_sigkilled_node_name_and_supervised_child_move(tmp_path: Path) -> None:

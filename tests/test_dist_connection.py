@@ -86,7 +86,7 @@ async def test_graceful_close_flushes_then_says_goodbye() -> None:
     def on_frame(body: bytes) -> None:
         got.append(body)
         if body == b"bye":
-            receiver.abort("disconnect")  # as a node does on a goodbye
+            receiver.abort("connection_closed")  # as a node does on a goodbye
 
     sender = _conn(left, [])
     receiver = Connection(right, peer="peer", on_frame=on_frame, tick_timeout=4.0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import cbor2
 import pytest
@@ -216,12 +217,13 @@ async def test_messages_between_nodes_keep_per_pair_order() -> None:
 def test_addressed_records_are_the_same_bytes_as_plain_encoding() -> None:
     codec = MessageCodec()
     pid, remote = Pid("a", 5, 0, 77), Pid("b", 6, 0, 1)
+    cases: list[tuple[int, Pid | str, Any]] = [
+        (1, pid, ("hello", pid, [1, 2.5, None], {"k": (remote, b"x")})),
+        (2, "name", ("msg", 3)),
+        (1, remote, Ref("a", 77, (8,))),
+    ]
     for _ in range(2):  # the second round comes from the caches
-        for code, address, payload in [
-            (1, pid, ("hello", pid, [1, 2.5, None], {"k": (remote, b"x")})),
-            (2, "name", ("msg", 3)),
-            (1, remote, Ref("a", 77, (8,))),
-        ]:
+        for code, address, payload in cases:
             assert codec.encode_addressed(code, address, payload) == codec.encode(
                 [code, address, payload]
             )

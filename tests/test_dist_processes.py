@@ -9,11 +9,11 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 import trio.lowlevel
+from helpers import NodeProcess, node_process
 
 import trioactors as ta
 
@@ -22,56 +22,6 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 APPS = str(ROOT / "tests" / "dist_apps.py")
 COOKIE = "process-test-cookie"
-
-
-class NodeProcess:
-    """A `trioactors node` child process."""
-
-    def __init__(self, proc: trio.Process, name: str, address: tuple[str, int]) -> None:
-        self.proc = proc
-        self.name = name
-        self.address = address
-
-    @property
-    def target(self) -> str:
-        return f"{self.name}@{self.address[0]}:{self.address[1]}"
-
-
-async def _read_line(stream: trio.abc.ReceiveStream, prefix: bytes) -> bytes:
-    buf = b""
-    while True:
-        chunk = await stream.receive_some(4096)
-        if not chunk:
-            raise RuntimeError(f"process ended before printing {prefix!r}: {buf!r}")
-        buf += chunk
-        for line in buf.splitlines():
-            if line.startswith(prefix):
-                return line
-
-
-@asynccontextmanager
-async def node_process(
-    name: str, *args: str, cookie: str = COOKIE, stderr: Any = subprocess.DEVNULL
-) -> AsyncIterator[NodeProcess]:
-    env = {**os.environ, "TRIOACTORS_COOKIE": cookie}
-    cmd = [sys.executable, "-m", "trioactors", "node", name, "--app", f"{APPS}:services", *args]
-    proc = await trio.lowlevel.open_process(
-        cmd, stdout=subprocess.PIPE, stderr=stderr, env=env, cwd=str(ROOT)
-    )
-    try:
-        assert proc.stdout is not None
-        with trio.fail_after(20):
-            line = await _read_line(proc.stdout, f"node {name} listening on ".encode())
-        host, _, port = line.decode().rpartition(" ")[2].rpartition(":")
-        yield NodeProcess(proc, name, (host, int(port)))
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        with trio.CancelScope(shield=True):
-            await proc.wait()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                await pipe.aclose()
 
 
 async def _stop(node: NodeProcess, sig: int = signal.SIGTERM) -> int:
@@ -121,7 +71,7 @@ async def test_sigkill_is_noconnection_everywhere() -> None:
         assert ta.Exit(echo, "noconnection") in got
         assert ta.Down(ref, ("counter", "beta"), "noconnection") in got
         assert ta.NodeDown("beta", "connection_closed") in got
-        assert failures[0].reason == "noconnection"
+        assert failures[0].reason == ("nodedown", "beta")
         assert alpha.nodes() == []
 
 

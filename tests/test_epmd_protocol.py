@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+from helpers import packet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,10 +33,6 @@ def alive2_body(
         + struct.pack(">H", len(extra))
         + extra
     )
-
-
-def packet(body: bytes) -> bytes:
-    return struct.pack(">H", len(body)) + body
 
 
 def feed_all(data: bytes, chunk: int = 0) -> list[object]:

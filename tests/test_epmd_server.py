@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import trio
+from helpers import packet
 
 import trioactors as ta
 from trioactors.epmd import server as server_mod
@@ -28,10 +29,6 @@ def alive2(name: bytes, port: int = 5000, *, high: int = 6, extra: bytes = b"") 
         + struct.pack(">H", len(extra))
         + extra
     )
-    return struct.pack(">H", len(body)) + body
-
-
-def packet(body: bytes) -> bytes:
     return struct.pack(">H", len(body)) + body
 
 

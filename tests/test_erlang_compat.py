@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import trio
+from helpers import packet
 
 import trioactors as ta
 
@@ -27,7 +28,7 @@ pytestmark = [
     pytest.mark.skipif(
         shutil.which("erl") is None or shutil.which("epmd") is None,
         reason="Erlang/OTP (erl, epmd) is not installed: apt-get install erlang-nox "
-        "(scripts/install-erlang.sh does it in `make test`)",
+        "(scripts/install-test-tools.sh does it in `make test`)",
     ),
 ]
 
@@ -36,10 +37,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def packet(body: bytes) -> bytes:
-    return struct.pack(">H", len(body)) + body
 
 
 def alive2(name: bytes, port: int, *, high: int = 6, extra: bytes = b"") -> bytes:

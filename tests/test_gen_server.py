@@ -60,6 +60,7 @@ class Recorder(ta.GenServer):
 
 async def test_start_call_cast_info(system: ta.ActorSystem) -> None:
     pid = await system.start_server(Counter, 10, name="counter")
+    assert pid is not None
     assert system.whereis("counter") == pid
     assert await system.call("counter", 5, timeout=1.0) == 15
     assert await system.call(pid, 1) == 16
@@ -111,6 +112,7 @@ async def test_crash_during_call_fails_the_call_and_runs_terminate(
 ) -> None:
     async with system.actor() as me:
         pid = await system.start_server(Recorder, me.pid)
+        assert pid is not None
         with pytest.raises(ta.CallFailed) as info:
             await system.call(pid, "crash")
         assert info.value.reason == ta.Crash("ValueError", "handle_call failed")
@@ -132,6 +134,7 @@ async def test_call_to_dead_server_fails_at_once(
 
 async def test_call_timeout_and_late_reply(system: ta.ActorSystem, autojump_clock: Any) -> None:
     pid = await system.start_server(Counter)
+    assert pid is not None
     t0 = trio.current_time()
     with pytest.raises(ta.CallTimeout):
         await system.call(pid, "hang", timeout=2.0)
@@ -142,6 +145,7 @@ async def test_call_timeout_and_late_reply(system: ta.ActorSystem, autojump_cloc
 
 async def test_server_dying_during_call_fails_it(system: ta.ActorSystem) -> None:
     pid = await system.start_server(Counter)
+    assert pid is not None
 
     async def killer() -> None:
         await trio.testing.wait_all_tasks_blocked()
@@ -156,6 +160,7 @@ async def test_server_dying_during_call_fails_it(system: ta.ActorSystem) -> None
 
 async def test_stop_after_reply(system: ta.ActorSystem) -> None:
     pid = await system.start_server(Counter)
+    assert pid is not None
     assert await system.call(pid, "stop") == "stopping"
     assert await system.join(pid) in ("asked", "noproc")
 
@@ -174,6 +179,7 @@ async def test_deferred_reply(system: ta.ActorSystem) -> None:
             return len(self.waiting)
 
     pid = await system.start_server(Deferred)
+    assert pid is not None
     results: list[Any] = []
 
     async def waiter() -> None:
@@ -187,12 +193,16 @@ async def test_deferred_reply(system: ta.ActorSystem) -> None:
     assert results == [("released", "go"), ("released", "go")]
 
 
+class TrappingRecorder(Recorder):
+    trap_exits = True
+
+
 async def test_terminate_on_system_shutdown() -> None:
     seen: list[Any] = []
 
     async def listener(ctx: ta.Context) -> None:
         ctx.trap_exits = True  # outlives the server's shutdown to hear its report
-        await ctx.start_server(Recorder, ctx.pid)
+        await ctx.start_server(TrappingRecorder, ctx.pid)
         seen.append(await ctx.receive(match=lambda m: type(m) is tuple))
 
     async with ta.open_actor_system() as system:
@@ -204,8 +214,11 @@ async def test_terminate_on_system_shutdown() -> None:
 async def test_crash_in_terminate_becomes_the_exit_reason(system: ta.ActorSystem) -> None:
     async with system.actor() as me:
         pid = await system.start_server(Recorder, me.pid, True)
+        assert pid is not None
         ref = me.monitor(pid)
-        system.exit(pid, "shutdown")
+        with pytest.raises(ta.StopFailed) as info:
+            await system.stop(pid, "shutdown")
+        assert info.value.reason == ta.Crash("OSError", "terminate failed")
         assert await me.receive(timeout=5) == ("terminated", "shutdown")
         down = await me.receive(timeout=5)
         assert down.ref == ref and down.reason == ta.Crash("OSError", "terminate failed")
@@ -214,6 +227,7 @@ async def test_crash_in_terminate_becomes_the_exit_reason(system: ta.ActorSystem
 async def test_killed_server_skips_terminate(system: ta.ActorSystem) -> None:
     async with system.actor() as me:
         pid = await system.start_server(Recorder, me.pid)
+        assert pid is not None
         ref = me.monitor(pid)
         system.exit(pid, "kill")
         assert await me.receive(timeout=5) == ta.Down(ref, pid, "killed")
@@ -223,16 +237,20 @@ async def test_killed_server_skips_terminate(system: ta.ActorSystem) -> None:
 
 async def test_kill_interrupts_a_hanging_terminate(system: ta.ActorSystem) -> None:
     class Slow(ta.GenServer):
+        trap_exits = True
+
         async def terminate(self, reason: Any) -> None:
             await trio.sleep_forever()
 
-    async with system.actor() as me:
-        pid = await system.start_server(Slow)
+    async with system.actor(trap_exits=True) as me:
+        pid = await me.start_server(Slow, link=True)
+        assert pid is not None
         ref = me.monitor(pid)
-        system.exit(pid, "shutdown")
+        me.exit(pid, "shutdown")  # from its parent: terminate runs
         await trio.testing.wait_all_tasks_blocked()
         assert system.is_alive(pid)
         system.exit(pid, "kill")
+        assert await me.receive(timeout=5) == ta.Exit(pid, "killed")
         assert await me.receive(timeout=5) == ta.Down(ref, pid, "killed")
 
 
@@ -243,6 +261,7 @@ async def test_default_callbacks(system: ta.ActorSystem, caplog: pytest.LogCaptu
         pass
 
     pid = await system.start_server(Bare)
+    assert pid is not None
     system.send(pid, "stray")
     with pytest.raises(ta.CallFailed) as info:
         await system.call(pid, "anything")
@@ -264,6 +283,7 @@ async def test_trapping_server_ends_when_parent_says_so(system: ta.ActorSystem) 
 
     async with system.actor(trap_exits=True) as me:
         pid = await me.start_server(Trapper, me.pid, link=True)
+        assert pid is not None
         other = system.spawn(idle_actor)
         system.exit(pid, "not_from_parent")
         assert await me.receive(timeout=5) == ("info", ta.Exit(system.pid, "not_from_parent"))
@@ -279,6 +299,7 @@ async def idle_actor(ctx: ta.Context) -> None:
 
 async def test_many_concurrent_callers(system: ta.ActorSystem) -> None:
     pid = await system.start_server(Counter)
+    assert pid is not None
 
     async def caller() -> None:
         for _ in range(50):

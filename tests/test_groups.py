@@ -70,7 +70,7 @@ async def test_only_local_pids_may_join() -> None:
         with pytest.raises(ta.NotLocalPid):
             b.groups.leave_group("g", remote)
         with pytest.raises(TypeError):
-            b.groups.join_group(1, b.system.spawn(sleeper))  # type: ignore[arg-type]
+            b.groups.join_group(1, b.system.spawn(sleeper))
         # A pid that is no longer alive does not join.
         gone = b.system.spawn(sleeper)
         b.system.send(gone, "stop")

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from test_cluster_services import cluster, echo, wait_until
+from helpers import wait_until
+from test_cluster_services import cluster, echo
 
 import trioactors as ta
 
@@ -25,6 +26,7 @@ async def test_global_destination_send_call_monitor() -> None:
     async with cluster("alpha", "beta") as c:
         alpha, beta = c.nodes["alpha"], c.nodes["beta"]
         server = await alpha.start_server(Counter)
+        assert server is not None
         assert await alpha.register_global("counter", server)
         pinger = alpha.spawn(echo)
         assert await alpha.register_global("echo", pinger)

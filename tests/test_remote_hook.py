@@ -15,114 +15,15 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from helpers import FakeRouter, disconnect, joined_systems
 
 import trioactors as ta
-from trioactors.runtime.router import RemoteName
-from trioactors.wire.cbor import MessageCodec
-
-
-class FakeRouter:
-    """The Router of one system, wired to a peer system in the same process."""
-
-    def __init__(self, system: ta.ActorSystem) -> None:
-        self.system = system
-        self.name = system.node_name
-        self.codec = MessageCodec()
-        self.peer: FakeRouter | None = None
-        self.connected = False
-        self.node_watchers: list[tuple[ta.Pid, str]] = []
-
-    def _x(self, value: Any) -> Any:
-        """`value` as the peer sees it (the real wire encoding)."""
-        assert self.peer is not None
-        return self.peer.codec.decode(self.codec.encode(value))
-
-    def _peer_system(self) -> ta.ActorSystem | None:
-        return self.peer.system if self.connected and self.peer is not None else None
-
-    # -- Router
-
-    def send(self, to: ta.Pid, msg: Any) -> None:
-        if (peer := self._peer_system()) is not None:
-            peer.deliver(self._x(to), self._x(msg))
-
-    def send_named(self, to: RemoteName, msg: Any) -> None:
-        if (peer := self._peer_system()) is not None:
-            peer.deliver_named(to[0], self._x(msg))
-
-    def link(self, local: ta.Pid, remote: ta.Pid) -> None:
-        if (peer := self._peer_system()) is None:
-            self.system.remote_exit(remote, local, "noconnection", link=True)
-        else:
-            peer.remote_link(self._x(remote), self._x(local))
-
-    def unlink(self, local: ta.Pid, remote: ta.Pid) -> None:
-        if (peer := self._peer_system()) is not None:
-            peer.remote_unlink(self._x(remote), self._x(local))
-
-    def exit(self, sender: ta.Pid, remote: ta.Pid, reason: Any, *, link: bool) -> None:
-        if (peer := self._peer_system()) is not None:
-            peer.remote_exit(self._x(sender), self._x(remote), self._x(reason), link=link)
-
-    def down(self, watcher: ta.Pid, ref: ta.Ref, target: ta.Pid | RemoteName, reason: Any) -> None:
-        if (peer := self._peer_system()) is not None:
-            peer.remote_down(self._x(watcher), self._x(ref), self._x(target), self._x(reason))
-
-    def monitor(self, watcher: ta.Pid, ref: ta.Ref, target: ta.Pid | RemoteName) -> None:
-        if (peer := self._peer_system()) is None:
-            self.system.remote_down(watcher, ref, target, "noconnection")
-            return
-        remote_target = target[0] if isinstance(target, tuple) else self._x(target)
-        peer.remote_monitor(self._x(watcher), self._x(ref), remote_target)
-
-    def demonitor(self, watcher: ta.Pid, ref: ta.Ref, target: ta.Pid | RemoteName) -> None:
-        if (peer := self._peer_system()) is not None:
-            peer.remote_demonitor(self._x(ref))
-
-    def monitor_node(self, watcher: ta.Pid, node_name: str) -> None:
-        if self._peer_system() is None:
-            self.system.deliver(watcher, ta.NodeDown(node_name, "noconnection"))
-        else:
-            self.node_watchers.append((watcher, node_name))
-
-    def demonitor_node(self, watcher: ta.Pid, node_name: str) -> None:
-        if (watcher, node_name) in self.node_watchers:
-            self.node_watchers.remove((watcher, node_name))
-
-    def is_self(self, node_name: str) -> bool:
-        return node_name == self.name
-
-    # -- test controls
-
-    def lost(self) -> None:
-        """This side notices that the connection is gone."""
-        assert self.peer is not None
-        self.connected = False
-        self.system.node_down(self.peer.name, "noconnection")
-        for watcher, node in self.node_watchers:
-            self.system.deliver(watcher, ta.NodeDown(node, "noconnection"))
-        self.node_watchers.clear()
-
-
-def disconnect(ra: FakeRouter, rb: FakeRouter) -> None:
-    ra.lost()
-    rb.lost()
 
 
 @pytest.fixture
 async def pair() -> AsyncIterator[tuple[ta.ActorSystem, ta.ActorSystem, FakeRouter, FakeRouter]]:
-    async with (
-        ta.open_actor_system(node_name="a", creation=1) as a,
-        ta.open_actor_system(node_name="b", creation=2) as b,
-    ):
-        ra, rb = FakeRouter(a), FakeRouter(b)
-        ra.peer, rb.peer = rb, ra
-        ra.connected = rb.connected = True
-        a.set_router(ra)
-        b.set_router(rb)
-        yield a, b, ra, rb
-        a.set_router(None)
-        b.set_router(None)
+    async with joined_systems() as systems:
+        yield systems
 
 
 async def echo(ctx: ta.Context) -> None:
@@ -174,6 +75,7 @@ async def test_remote_send_by_pid_and_by_name(pair: Pair) -> None:
 async def test_remote_call(pair: Pair) -> None:
     a, b, _, _ = pair
     pid_b = await b.start_server(Kv, name="kv")
+    assert pid_b is not None
     assert await a.call(("kv", "b"), ("put", "k", 1)) == "ok"
     assert await a.call(pid_b, ("get", "k")) == 1
     with pytest.raises(ta.CallFailed) as info:
@@ -267,6 +169,7 @@ async def test_remote_watchers_are_told_when_a_local_actor_ends(pair: Pair) -> N
 async def test_node_down_fires_links_monitors_and_pending_calls(pair: Pair) -> None:
     a, b, ra, rb = pair
     kv = await b.start_server(Kv)
+    assert kv is not None
     other = b.spawn(idle)
     results: dict[str, Any] = {}
 
@@ -287,7 +190,7 @@ async def test_node_down_fires_links_monitors_and_pending_calls(pair: Pair) -> N
     assert ta.Exit(other, "noconnection") in got
     assert ta.Down(ref, kv, "noconnection") in got
     assert ta.NodeDown("b", "noconnection") in got
-    assert results == {"call": "noconnection"}
+    assert results == {"call": ("nodedown", "b")}
     # While disconnected: link and monitor answer noconnection at once.
     async with a.actor(trap_exits=True) as me:
         ref = me.monitor(kv)

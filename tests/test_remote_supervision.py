@@ -180,7 +180,8 @@ async def test_crashed_remote_child_restarts_on_its_node_and_which_children() ->
         ]
         assert children[0][1] == w and where(alpha, w) == "beta"
         assert children[1][1] == store and where(alpha, store) == "gamma"
-        assert where(alpha, children[2][1]) == "alpha"
+        local = children[2][1]
+        assert isinstance(local, ta.Pid) and where(alpha, local) == "alpha"
         # The pid works like any other: a call to the remote GenServer child.
         assert await alpha.call(store, "x", timeout=5) == 1
         assert await alpha.call(sup, "which_children", timeout=5) == children
@@ -234,7 +235,9 @@ async def test_lost_connection_is_noconnection_and_leaves_no_orphan() -> None:
         async with beta.actor() as on_beta:
             beta_ref = on_beta.monitor(w)
             # Cut the connection without a goodbye: both sides see noconnection.
-            conn = alpha.kernel.peers.get("beta").conn
+            peer = alpha.kernel.peers.get("beta")
+            assert peer is not None
+            conn = peer.conn
             assert conn is not None
             conn.abort("connection_closed")
             down = await me.receive(timeout=10, match=lambda m: type(m) is ta.Down)
@@ -297,7 +300,7 @@ async def test_no_reachable_candidate_is_a_failed_start() -> None:
         # Later: beta (its only candidate) leaves, every restart fails, and
         # the failed restarts use up the intensity.
         sup = await alpha.start_supervisor(
-            [remote("w", "worker", ("w", me.pid), "beta")], max_restarts=3
+            [remote("w", "worker", ("w", me.pid), ["beta"])], max_restarts=3
         )
         await up(me, "w")
         watch = me.monitor(sup)

@@ -27,6 +27,8 @@ async def worker(ctx: ta.Context, tag: str, log: list[tuple[str, str]]) -> None:
 
 
 class Server(ta.GenServer):
+    trap_exits = True  # so that a shutdown runs terminate, as in OTP
+
     async def init(self, tag: str, log: list[tuple[str, str]]) -> None:
         self.tag, self.log = tag, log
         log.append(("start", tag))
@@ -44,7 +46,7 @@ def spec(tag: str, log: list[tuple[str, str]], **kw: Any) -> ta.ChildSpec:
     return ta.ChildSpec(tag, worker, args=(tag, log), **kw)
 
 
-def pids(system: ta.ActorSystem, sup: Any) -> dict[Any, ta.Pid | None]:
+def pids(system: ta.ActorSystem, sup: Any) -> dict[Any, Any]:
     return {cid: pid for cid, pid, _ in system.which_children(sup)}
 
 
@@ -71,7 +73,9 @@ async def test_ordered_start_which_children_and_reverse_stop() -> None:
             ("c", "permanent"),
         ]
         assert all(isinstance(p, ta.Pid) and system.is_alive(p) for _, p, _ in children)
-        assert await system.call(children[1][1], "hi") == ("srv", "hi")
+        srv = children[1][1]
+        assert isinstance(srv, ta.Pid)
+        assert await system.call(srv, "hi") == ("srv", "hi")
         # which_children also answers as a call (for remote callers).
         assert await system.call(sup, "which_children") == children
         await trio.testing.wait_all_tasks_blocked()
@@ -89,7 +93,7 @@ async def test_one_for_one(system: ta.ActorSystem) -> None:
     await crash_and_wait(system, sup, "b")
     after = pids(system, sup)
     assert after["a"] == before["a"] and after["c"] == before["c"]
-    assert after["b"] != before["b"] and system.is_alive(after["b"])  # type: ignore[arg-type]
+    assert after["b"] != before["b"] and system.is_alive(after["b"])
     assert log == [("stop", "b"), ("start", "b")]
 
 
@@ -215,7 +219,7 @@ async def test_shutdown_timeout_kills_a_child_that_ignores_shutdown(
     await trio.testing.wait_all_tasks_blocked()
     stubborn_pid = pids(system, sup)["stubborn"]
     async with system.actor() as me:
-        ref = me.monitor(stubborn_pid)  # type: ignore[arg-type]
+        ref = me.monitor(stubborn_pid)
         t0 = trio.current_time()
         system.exit(sup, "shutdown")
         down = await me.receive(timeout=10)
@@ -247,7 +251,7 @@ async def test_brutal_kill_and_infinity(system: ta.ActorSystem, autojump_clock: 
     await trio.testing.wait_all_tasks_blocked()
     children = pids(system, sup)
     async with system.actor() as me:
-        refs = {me.monitor(p): cid for cid, p in children.items()}  # type: ignore[arg-type]
+        refs = {me.monitor(p): cid for cid, p in children.items()}
         t0 = trio.current_time()
         system.exit(sup, "shutdown")
         first = await me.receive(timeout=1000)
@@ -353,7 +357,7 @@ async def test_child_spec_validation() -> None:
     with pytest.raises(ValueError, match="shutdown"):
         ta.ChildSpec("a", worker, shutdown=-1)
     with pytest.raises(TypeError, match="GenServer"):
-        ta.ChildSpec("a", int)
+        ta.ChildSpec("a", int)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="duplicate"):
         ta.supervisor([ta.ChildSpec("a", worker), ta.ChildSpec("a", worker)])
     with pytest.raises(ValueError, match="strategy"):

@@ -14,22 +14,47 @@ from .errors import (
     ConnectionFailed,
     EpmdError,
     EpmdUnavailable,
+    EtfDecodeError,
+    EtfLimitExceeded,
     FrameTooLarge,
     NameTaken,
     NotSerializable,
     ProtocolError,
+    RpcFailed,
     SpawnFailed,
     StartFailed,
+    TlsFailed,
     TrioActorsError,
 )
 from .wire.cbor import MessageRegistry, message
+from .wire.etf import Atom, BitString, ErlangFun, EtfCodec, FrozenList, ImproperList, Port
 from .wire.terms import Pid, Ref
 
 # -- local runtime (system, gen_server, supervisor) --
 # isort: split
-from .errors import ActorExited, NoProc, SystemClosed
-from .otp.gen_server import NO_REPLY, Caller, GenServer
-from .otp.supervisor import ChildSpec, SupervisorSpec, supervisor
+from .errors import (
+    ActorExited,
+    ChildAlreadyPresent,
+    ChildAlreadyStarted,
+    ChildNotFound,
+    ChildRestarting,
+    ChildRunning,
+    MaxChildren,
+    NoProc,
+    StopFailed,
+    StopTimeout,
+    SupervisorError,
+    SystemClosed,
+)
+from .otp.gen_server import IGNORE, NO_REPLY, Caller, GenServer
+from .otp.supervisor import (
+    RESTARTING,
+    ChildCounts,
+    ChildSpec,
+    SupervisorSpec,
+    dynamic_supervisor,
+    supervisor,
+)
 from .otp.system import ActorSystem, Context, open_actor_system
 from .runtime.messages import Crash, Down, Exit, NodeDown, NodeUp, TimerRef
 
@@ -42,16 +67,29 @@ from .epmd import EpmdClient, EpmdServer, NodeInfo, serve_epmd
 from .cluster.globals import resolve_keep_first_node, resolve_notify_all
 from .cluster.groups import GroupJoin, GroupLeave
 from .cluster.node import Node, open_node
+from .cluster.peer_nodes import PeerNode
 from .errors import NotLocalPid
+from .otp.tree import SupervisionNode
+from .runtime.introspection import ProcessInfo
 
 __all__ = [
+    "IGNORE",
     "NO_REPLY",
+    "RESTARTING",
     "ActorExited",
     "ActorSystem",
+    "Atom",
     "AuthenticationFailed",
+    "BitString",
     "CallFailed",
     "CallTimeout",
     "Caller",
+    "ChildAlreadyPresent",
+    "ChildAlreadyStarted",
+    "ChildCounts",
+    "ChildNotFound",
+    "ChildRestarting",
+    "ChildRunning",
     "ChildSpec",
     "ConnectionFailed",
     "Context",
@@ -61,11 +99,18 @@ __all__ = [
     "EpmdError",
     "EpmdServer",
     "EpmdUnavailable",
+    "ErlangFun",
+    "EtfCodec",
+    "EtfDecodeError",
+    "EtfLimitExceeded",
     "Exit",
     "FrameTooLarge",
+    "FrozenList",
     "GenServer",
     "GroupJoin",
     "GroupLeave",
+    "ImproperList",
+    "MaxChildren",
     "MessageRegistry",
     "NameTaken",
     "NoProc",
@@ -75,16 +120,26 @@ __all__ = [
     "NodeUp",
     "NotLocalPid",
     "NotSerializable",
+    "PeerNode",
     "Pid",
+    "Port",
+    "ProcessInfo",
     "ProtocolError",
     "Ref",
+    "RpcFailed",
     "SpawnFailed",
     "StartFailed",
+    "StopFailed",
+    "StopTimeout",
+    "SupervisionNode",
+    "SupervisorError",
     "SupervisorSpec",
     "SystemClosed",
     "TimerRef",
+    "TlsFailed",
     "TrioActorsError",
     "__version__",
+    "dynamic_supervisor",
     "message",
     "open_actor_system",
     "open_node",

@@ -18,7 +18,7 @@ from .. import __version__
 __all__ = ["build_parser", "main"]
 
 # Subcommand modules in help order.
-_COMMANDS = ("demo", "epmd", "nodes", "node", "ping")
+_COMMANDS = ("demo", "epmd", "nodes", "node", "ping", "info", "top", "rpc")
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -42,12 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
-        try:
-            module = importlib.import_module(f"trioactors.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"trioactors.cli.{name}":
-                raise
-            continue
+        module = importlib.import_module(f"trioactors.cli.{name}")
         sp = module.add_parser(sub)
         _common(sp)
     return parser

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+import trio.lowlevel
 
 from ..cluster.node import DEFAULT_EPMD, EPMD_ENV, Node, open_node, read_cookie
 from ..errors import TrioActorsError
@@ -139,6 +140,12 @@ def add_parser(
         metavar="HOST:PORT",
         help="address for peer connections (default: %(default)s, a free port)",
     )
+    parser.add_argument(
+        "--advertise",
+        metavar="HOST",
+        help="host or address registered with EPMD for peers to dial (default: the "
+        "listen host; with 0.0.0.0, this host's address on the route to EPMD)",
+    )
     epmd_option(parser)
     cookie_option(parser)
     tls_options(parser)
@@ -162,6 +169,13 @@ def add_parser(
         help="refresh the EPMD registration this often; it is renewed this long after "
         "a daemon restart at the latest (default: %(default)s)",
     )
+    parser.add_argument(
+        "--linked",
+        action="store_true",
+        help="run as a child of the process that started it (what node.start_peer uses): "
+        "read the cookie from the first line of stdin and leave the cluster when stdin "
+        "closes, e.g. because the starter exited or was killed",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -173,7 +187,7 @@ def load_app(spec: str) -> AppFn:
     """The function named by ``module:function`` or ``path/file.py:function``."""
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(f"--app must be MODULE:FUNCTION, got {spec!r}")
+        raise ValueError(f"must be MODULE:FUNCTION or path/file.py:FUNCTION, got {spec!r}")
     if module_name.endswith(".py"):
         path = Path(module_name)
         loader_spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -190,14 +204,50 @@ def load_app(spec: str) -> AppFn:
     return fn  # type: ignore[no-any-return]
 
 
+def _cookie_from_starter() -> bytes:
+    # Read unbuffered, one byte at a time up to the newline, so nothing after
+    # the cookie line is taken from the pipe that later signals end-of-file.
+    line = bytearray()
+    while (byte := os.read(0, 1)) not in (b"", b"\n"):
+        line += byte
+    if not line:
+        raise ValueError("--linked: no cookie line on stdin (the starter is gone?)")
+    return bytes.fromhex(line.decode("ascii"))
+
+
+async def _until_starter_leaves() -> None:
+    # Our own copy of the descriptor: FdStream makes it non-blocking and closes it.
+    async with trio.lowlevel.FdStream(os.dup(0)) as stdin:
+        while await stdin.receive_some(4096):
+            pass
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"syntax error in {exc.filename}, line {exc.lineno}: {exc.msg}"
+    if isinstance(exc, ModuleNotFoundError):
+        return f"no module named {exc.name!r} (check the name and the current directory)"
+    if isinstance(exc, ValueError):
+        return str(exc)
+    return f"importing it raised {type(exc).__name__}: {exc}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the node; exit 0 after a signal, 1 if it cannot start or the app fails."""
     try:
-        cookie = read_cookie(cookie_file=args.cookie_file)
-        app = load_app(args.app) if args.app else None
+        if args.linked:
+            cookie = _cookie_from_starter()
+        else:
+            cookie = read_cookie(cookie_file=args.cookie_file)
         tls = tls_contexts(args)
-    except (OSError, ValueError, ImportError) as exc:
+    except (OSError, ValueError) as exc:
         log.error("%s", exc)
+        return 1
+    try:
+        app = load_app(args.app) if args.app else None
+    except Exception as exc:
+        # Importing the app runs its code: any error names --app and what failed.
+        log.error("--app %s: %s", args.app, _describe(exc))
         return 1
     return trio.run(_main, args, cookie, app, tls)
 
@@ -220,16 +270,19 @@ async def _main(
                     cookie=cookie,
                     tick_timeout=args.tick_timeout,
                     epmd_keepalive=args.epmd_keepalive,
+                    advertise=args.advertise,
                     tls=tls[0],
                     tls_client=tls[1],
                 ) as node,
                 trio.open_nursery() as nursery,
             ):
                 host, port = node.address
-                print(f"node {node.name} listening on {host}:{port}", flush=True)
+                _status(f"node {node.name} listening on {host}:{port}")
                 failed: list[BaseException] = []
                 if app is not None:
                     nursery.start_soon(_run_app, app, node, failed, nursery.cancel_scope)
+                if args.linked:
+                    nursery.start_soon(_leave_with_starter, nursery.cancel_scope)
                 async for signum in signals:
                     log.info("got %s: leaving the cluster", signal.Signals(signum).name)
                     break
@@ -239,8 +292,23 @@ async def _main(
         except (TrioActorsError, OSError, ValueError) as exc:
             log.error("node %s cannot run: %s", args.name, exc)
             return 1
-    print(f"node {args.name} stopped", flush=True)
+    _status(f"node {args.name} stopped")
     return code
+
+
+def _status(line: str) -> None:
+    # The reader of stdout (a starting node, a script) may be gone already.
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        # Python's own flush at exit would raise again: point stdout nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+async def _leave_with_starter(scope: trio.CancelScope) -> None:
+    await _until_starter_leaves()
+    log.info("the starting node is gone (stdin closed): leaving the cluster")
+    scope.cancel()
 
 
 async def _run_app(

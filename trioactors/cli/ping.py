@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import secrets
-import ssl
 
 import trio
 
-from ..cluster.node import open_node, read_cookie
-from ..epmd import EpmdClient
 from ..errors import TrioActorsError
-from ..wire.names import NodeAddress, parse_host_port, parse_node
-from .node import cookie_option, epmd_option, tls_contexts, tls_options
+from .remote import Remote, add_remote_options, connected, remote_from_args, report_failure
 
 __all__ = ["add_parser", "run"]
 
@@ -35,17 +30,7 @@ def add_parser(
         description="Connect to NODE and complete the authenticated handshake. Prints "
         "'pong' and exits 0 if it answers, 'pang' and exits 1 otherwise.",
     )
-    parser.add_argument("node", metavar="NODE", help="node name (via EPMD) or name@host:port")
-    epmd_option(parser)
-    cookie_option(parser)
-    tls_options(parser)
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=5.0,
-        metavar="SECONDS",
-        help="give up after this long (default: %(default)s)",
-    )
+    add_remote_options(parser)
     parser.set_defaults(run=run)
     return parser
 
@@ -53,61 +38,23 @@ def add_parser(
 def run(args: argparse.Namespace) -> int:
     """Ping the node; 0 for pong, 1 for pang."""
     try:
-        cookie = read_cookie(cookie_file=args.cookie_file)
-        target = parse_node(args.node)
-        tls = tls_contexts(args)
+        remote = remote_from_args(args)
     except (OSError, ValueError) as exc:
         log.error("%s", exc)
         print("pang", flush=True)
         return 1
-    ok = trio.run(_ping, target, args.epmd, cookie, args.timeout, tls)
+    ok = trio.run(_ping, remote)
     print("pong" if ok else "pang", flush=True)
     return 0 if ok else 1
 
 
-async def _ping(
-    target: NodeAddress,
-    epmd: str,
-    cookie: bytes,
-    budget: float,
-    tls: tuple[ssl.SSLContext | None, ssl.SSLContext | None],
-) -> bool:
-    name = target.name or f"{target.host}:{target.port}"
-    with trio.move_on_after(budget):
+async def _ping(remote: Remote) -> bool:
+    with trio.move_on_after(remote.timeout):
         try:
-            address = target.direct
-            if address is None:
-                if epmd.lower() == "none":
-                    log.error("no EPMD (--epmd none): give the node as name@host:port")
-                    return False
-                host, port = parse_host_port(epmd, what="--epmd")
-                client = EpmdClient(host, port, timeout=budget)
-                try:
-                    info = await client.lookup(name)
-                finally:
-                    await client.aclose()
-                if info is None:
-                    log.error("node %r is not registered with EPMD at %s", name, epmd)
-                    return False
-                address = (info.host, info.port)
-            # A throw-away node that does not register anywhere.
-            async with open_node(
-                f"ping-{secrets.token_hex(4)}",
-                epmd=None,
-                cookie=cookie,
-                connect_timeout=budget,
-                shutdown_timeout=1.0,
-                tls=tls[0],
-                tls_client=tls[1],
-            ) as me:
-                host, port = address
-                if target.alive is None:
-                    await me.connect(f"{host}:{port}")
-                else:
-                    await me.connect(f"{target.alive}@{host}:{port}")
+            async with connected(remote):
                 return True
         except (TrioActorsError, OSError, ValueError) as exc:
-            log.error("cannot reach node %r: %s", name, exc)
+            report_failure(remote, exc)
             return False
-    log.error("node %r did not answer within %s s", name, budget)
+    log.error("node %r did not answer within %s s", remote.label, remote.timeout)
     return False

@@ -35,8 +35,9 @@ from collections.abc import Callable
 from typing import Final
 
 import trio
+from trio_util import periodic
 
-from ..errors import ProtocolError
+from ..errors import ProtocolError, TlsFailed
 from ..wire.framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder
 from ..wire.handshake import Established, Handshake, PeerHello, Refused
 from ..wire.records import TICK
@@ -72,7 +73,8 @@ async def wrap_tls(
     server_side: bool,
     server_hostname: str | None = None,
 ) -> trio.SSLStream[trio.abc.Stream]:
-    """`stream` inside TLS, with the TLS handshake done."""
+    """`stream` inside TLS, with the TLS handshake done. Raises `TlsFailed`
+    with a message that says what went wrong."""
     tls = trio.SSLStream(
         stream,
         context,
@@ -80,8 +82,52 @@ async def wrap_tls(
         server_hostname=None if server_side else server_hostname,
         https_compatible=False,
     )
-    await tls.do_handshake()
+    try:
+        await tls.do_handshake()
+    except (trio.BrokenResourceError, ssl.SSLError) as exc:
+        raise TlsFailed(describe_tls_failure(exc, server_hostname, server_side)) from exc
     return tls
+
+
+def describe_tls_failure(exc: BaseException, server_hostname: str | None, server_side: bool) -> str:
+    """What a failed TLS handshake means, in words that say what to fix.
+
+    trio reports a failed handshake as a `BrokenResourceError` whose cause is
+    the `ssl.SSLError` (whose own text is often empty or cryptic)."""
+    cause = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        detail = cause.verify_message or cause.reason or str(cause)
+        if "mismatch" in detail.lower() or "not valid for" in detail.lower():
+            return (
+                f"TLS: the peer's certificate is not valid for {server_hostname!r} "
+                f"({detail}); its subjectAltName must carry the address peers dial "
+                "(the advertised host or IP)"
+            )
+        return (
+            f"TLS: the peer's certificate was not accepted ({detail}); is it signed by "
+            "a CA this node trusts (--tls-ca / tls_client's verify locations)?"
+        )
+    if isinstance(cause, ssl.SSLError):
+        reason = (cause.reason or "").upper()
+        if reason == "UNEXPECTED_EOF_WHILE_READING":
+            cause = None  # the peer hung up: the generic words below fit
+        elif reason in {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL"}:
+            return (
+                "TLS: the peer does not speak TLS (a node without TLS?); every node of "
+                "a cluster must use TLS alike"
+            )
+        elif "CERTIFICATE" in reason or "ALERT" in reason:
+            return (
+                f"TLS: the peer refused this node's certificate ({cause.reason}); "
+                "peers verify each other (mutual TLS): is ours signed by their CA?"
+            )
+        else:
+            return f"TLS handshake failed: {cause.reason or cause}"
+    side = "accepting" if server_side else "dialling"
+    return (
+        f"TLS: the peer closed the connection during the TLS handshake ({side}); "
+        "does it use TLS, and does it trust this node's certificate?"
+    )
 
 
 async def run_handshake(
@@ -102,7 +148,10 @@ async def run_handshake(
         while True:
             data = await stream.receive_some(4096)
             if not data:
-                raise ProtocolError("the peer closed the connection during the handshake")
+                raise ProtocolError(
+                    "the peer closed the connection during the handshake (a node that "
+                    "uses TLS closes plain connections: if it does, so must this node)"
+                )
             result: Established | Refused | None = None
             for event in machine.receive_data(bytes(data)):
                 if isinstance(event, PeerHello):
@@ -171,6 +220,18 @@ class Connection:
         self.bytes_in = 0
         self.bytes_out = 0
         self.writes = 0
+        #: Records received and sent (ticks not counted), for introspection.
+        self.frames_in = 0
+        self.frames_out = 0
+        #: trio.current_time() when the connection came up, and when a byte
+        #: from the peer was last seen (to the tick checker's quarter-tick).
+        self.since = trio.current_time()
+        self.last_heard = self.since
+
+    @property
+    def queued(self) -> int:
+        """Frames waiting for the writer."""
+        return len(self._queue)
 
     @property
     def open(self) -> bool:
@@ -182,6 +243,7 @@ class Connection:
         never blocks (dropped once closing)."""
         if self._closing or self.reason is not None:
             return
+        self.frames_out += 1
         waiting = self._writer_waiting
         if waiting is None:
             # The writer is busy or about to run: it takes this frame too.
@@ -259,6 +321,7 @@ class Connection:
         try:
             while (body := next_frame()) is not None:
                 if body:  # empty bodies are ticks
+                    self.frames_in += 1
                     on_frame(body)
         except ProtocolError as exc:
             self._protocol_error(exc)
@@ -311,24 +374,31 @@ class Connection:
         quiet = 0
         seen_in = self.bytes_in
         seen_writes = self.writes
-        while True:
-            await trio.sleep(interval)
-            if self.bytes_in == seen_in:
-                quiet += 1
-                if quiet >= 4:
-                    log.warning(
-                        "node %r sent nothing for %.1f s (tick timeout): considered down",
-                        self.peer,
-                        self.tick_timeout,
-                    )
-                    self._set_reason(TICK_TIMEOUT, only_if_unset=True)
-                    return
-            else:
-                quiet = 0
-                seen_in = self.bytes_in
-            if self.writes == seen_writes and self._writer_waiting is not None:
-                self.send_frame(TICK)
-            seen_writes = self.writes
+        # periodic() keeps the quarters on absolute deadlines, so a busy loop
+        # does not stretch the timeout; aclosing() ends the generator in this
+        # task (trio-util's own advice).
+        async with contextlib.aclosing(periodic(interval)) as quarters:
+            async for _, since_last in quarters:
+                if since_last is None:
+                    continue  # the first iteration is immediate
+                if self.bytes_in == seen_in:
+                    quiet += 1
+                    if quiet >= 4:
+                        log.warning(
+                            "node %r sent nothing for %.1f s (tick timeout): considered down",
+                            self.peer,
+                            self.tick_timeout,
+                        )
+                        self._set_reason(TICK_TIMEOUT, only_if_unset=True)
+                        return
+                else:
+                    quiet = 0
+                    seen_in = self.bytes_in
+                    self.last_heard = trio.current_time()
+                if self.writes == seen_writes and self._writer_waiting is not None:
+                    self.send_frame(TICK)
+                    self.frames_out -= 1  # a tick is not a record
+                seen_writes = self.writes
 
     async def _writer(self) -> None:
         stream = self.stream

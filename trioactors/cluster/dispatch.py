@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ..errors import ProtocolError
 from ..wire import records as p
 from ..wire.terms import Pid
-from .connection import DISCONNECT
+from .connection import CLOSED
 
 if TYPE_CHECKING:
     from .kernel import NetKernel
@@ -53,7 +53,9 @@ def cbor_dispatcher(kernel: NetKernel, peer: Peer) -> Callable[[bytes], None]:
                 return
         rec = from_value(value)
         kind = type(rec)
-        if kind is p.Link:
+        if kind is p.CallReply:
+            system.deliver_reply(rec.to, rec.ref, rec.value)
+        elif kind is p.Link:
             system.remote_link(rec.target, own(rec.sender))
         elif kind is p.Unlink:
             system.remote_unlink(rec.target, own(rec.sender))
@@ -88,7 +90,10 @@ def cbor_dispatcher(kernel: NetKernel, peer: Peer) -> Callable[[bytes], None]:
         elif kind is p.Goodbye:
             log.info("node %r is leaving: %s", peer_name, rec.reason)
             if peer.conn is not None:
-                peer.conn.abort(DISCONNECT)
+                # Erlang's nodedown_reason on the passive side of a closed
+                # connection (the peer stopped or ran disconnect_node) is
+                # connection_closed; only the closing side says disconnect.
+                peer.conn.abort(CLOSED)
         else:  # pragma: no cover - RECORDS only yields the kinds above
             raise ProtocolError(f"unexpected record {kind.__name__}")
 

@@ -28,14 +28,20 @@ registered while apart) or when a node connected mid-registration. The
 that sorts first; it alone runs the resolver of its own registration
 (`resolve=` of `register_global`, else the registry's, else
 `resolve_keep_first_node`), called as `resolve(name, pid_of_first_node,
-pid_of_second_node)`. Returning a pid keeps that registration: the other pid
-is unregistered everywhere and exited (by its own node) with reason
-`("global_name_conflict", name)`, and a warning is logged on both nodes.
-Returning None unregisters both and sends each pid the message
-`("global_name_conflict", name, other_pid)` instead of exiting it, so the
-application decides (Erlang's `global:notify_all_name`). Until the arbiter has
-spoken, a bystander node answers `whereis_global` with the claim of the
-first-sorting node, so the default rule is what everyone sees at once.
+pid_of_second_node)`. Returning a pid keeps that registration and unregisters
+the other pid everywhere; returning None unregisters both; a warning is
+logged on both nodes. As in Erlang, what else happens to the loser is the
+resolver's business: the default (Erlang's `global:random_exit_name`) kills
+it (``exit(pid, "kill")``, so it ends with ``killed``, by its own node),
+`resolve_notify_all` (`global:notify_all_name`) sends both pids
+``("global_name_conflict", name, other_pid)``, and a resolver of your own
+leaves the loser running, only unregistered. Until the arbiter has spoken, a
+bystander node answers `whereis_global` with the claim of the first-sorting
+node, so the default rule is what everyone sees at once.
+
+`re_register_global` (Erlang's `global:re_register_name`) takes the same
+cluster lock, has the owner of any current claim drop it (the old holder
+keeps running), then claims the name for the new pid.
 """
 
 from __future__ import annotations
@@ -80,12 +86,20 @@ log = logging.getLogger("trioactors.cluster.globals")
 #: whose name sorts first. Runs on one node (the arbiter), as in Erlang.
 Resolver = Callable[[str, Pid, Pid], "Pid | None"]
 
-#: Exit reason of the losing pid of a name conflict is `(CONFLICT, name)`.
+#: First element of the message `resolve_notify_all` sends the pids of a conflict.
 CONFLICT: Final = "global_name_conflict"
+
+#: What happens to the losing pid(s) of a conflict besides being unregistered.
+_KILL: Final = "kill"
+_NOTIFY_ALL: Final = "notify_all"
+_NOTHING: Final = "none"
 
 
 def resolve_keep_first_node(name: str, pid1: Pid, pid2: Pid) -> Pid | None:
-    """The default resolver: keep the registration of the node whose name sorts first."""
+    """The default resolver (Erlang's `global:random_exit_name`, which also
+    keeps the pid of the node that sorts first): keep `pid1`, the
+    registration of the node whose name sorts first, and kill the other pid
+    (it ends with ``killed``)."""
     return pid1
 
 
@@ -93,6 +107,16 @@ def resolve_notify_all(name: str, pid1: Pid, pid2: Pid) -> Pid | None:
     """Resolver that unregisters both pids and tells each about the other
     (Erlang's `global:notify_all_name`): each gets `("global_name_conflict", name, other)`."""
     return None
+
+
+def _fate(resolve: Resolver) -> str:
+    """What the built-in resolvers do to a loser; a user's resolver decided
+    itself (in Erlang it is the resolve function that kills or notifies)."""
+    if resolve is resolve_keep_first_node:
+        return _KILL
+    if resolve is resolve_notify_all:
+        return _NOTIFY_ALL
+    return _NOTHING
 
 
 # --------------------------------------------------------------------------- wire records
@@ -171,22 +195,24 @@ class GlobalSync:
 @attrs.frozen
 class GlobalDrop:
     """The arbiter of a conflict tells the owner of `pid` to give up `name`
-    (`other` is the pid that conflicted); `exit` says whether `pid` is exited
-    or just told."""
+    (`other` is the pid that conflicted); `fate` says what else happens to
+    `pid`: ``"kill"``, ``"notify_all"`` (it gets the conflict message) or
+    ``"none"`` (only unregistered)."""
 
     name: str = attrs.field(validator=_str)
     pid: Pid = attrs.field(validator=_pid)
     other: Pid = attrs.field(validator=_pid)
-    exit: bool = attrs.field(validator=_bool)
+    fate: str = attrs.field(validator=attrs.validators.in_((_KILL, _NOTIFY_ALL, _NOTHING)))
 
 
 @message("trioactors.global.Request")
 @attrs.frozen
 class GlobalRequest:
-    """Ask the owner node of `pid` to `register` or `unregister` it as `name`."""
+    """Ask the owner node of `pid` to `register`, `re_register` or
+    `unregister` it as `name`."""
 
     req: int = attrs.field(validator=_int)
-    op: str = attrs.field(validator=attrs.validators.in_(("register", "unregister")))
+    op: str = attrs.field(validator=attrs.validators.in_(("register", "re_register", "unregister")))
     name: str = attrs.field(validator=_str)
     pid: Pid = attrs.field(validator=_pid)
 
@@ -297,6 +323,26 @@ class GlobalRegistry:
                 return False
             return await self._ask(owner, "register", name, pid)
         return await self._register_local(name, pid, resolve)
+
+    async def re_register_global(
+        self, name: str, pid: Pid, *, resolve: Resolver | None = None
+    ) -> bool:
+        """Make `name` refer to `pid` on every connected node, whether or not
+        it is registered already (Erlang's `global:re_register_name`): the
+        previous holder keeps running, it just loses the name. A `pid` that is
+        not alive leaves the name unregistered. False only when `pid` is of a
+        node that is not connected; `resolve` as for `register_global`.
+        """
+        _check_name(name)
+        if not self._system.is_local(pid):
+            if resolve is not None:
+                raise NotLocalPid(pid, "re-register a global name with resolve=")
+            owner = self._owner_of(pid)
+            if owner is None:
+                return False
+            return await self._ask(owner, "re_register", name, pid)
+        await self._re_register_local(name, pid, resolve)
+        return True
 
     def whereis_global(self, name: str) -> Pid | None:
         """The pid registered as `name`, from this node's replica (no round trip)."""
@@ -418,6 +464,30 @@ class GlobalRegistry:
             self._claim(name, pid, resolve)
             self._transport.broadcast(GlobalRegister(name, pid))
             return True
+        finally:
+            self._release(name, req, held)
+
+    async def _re_register_local(self, name: str, pid: Pid, resolve: Resolver | None) -> None:
+        self._running()
+        req, held, _owners = await self._acquire(name)
+        try:
+            # Every current claim goes first, each removed by its owner and
+            # acknowledged, so no node ever sees the new claim beside an old
+            # one (which would be a conflict for the resolver).
+            for owner, old in sorted(self._claims.get(name, {}).items()):
+                if old == pid:
+                    continue
+                if owner == self._local:
+                    self._unclaim(name, old)
+                else:
+                    self._drop_claim(name, owner)
+                    await self._ask(owner, "unregister", name, old)
+            if self._claims.get(name, {}).get(self._local) == pid:
+                if resolve is not None:
+                    self._resolvers[name] = resolve
+            elif self._system.is_alive(pid):
+                self._claim(name, pid, resolve)
+                self._transport.broadcast(GlobalRegister(name, pid))
         finally:
             self._release(name, req, held)
 
@@ -594,13 +664,14 @@ class GlobalRegistry:
         if winner is not None and winner not in (mine, theirs):
             log.warning("resolver of global name %r returned %r; keeping %s", name, winner, mine)
             winner = mine
+        fate = _fate(resolve)
         if winner == mine:
             log.warning(
                 "global name %r registered on both %s (%s) and %s (%s): keeping %s",
                 name, self._local, mine, other, theirs, mine,
             )  # fmt: skip
             self._drop_claim(name, other)
-            self._transport.send_to(other, GlobalDrop(name, theirs, mine, exit=True))
+            self._transport.send_to(other, GlobalDrop(name, theirs, mine, fate))
             return True
         log.warning(
             "global name %r registered on both %s (%s) and %s (%s): %s",
@@ -608,13 +679,17 @@ class GlobalRegistry:
             f"keeping {theirs}" if winner == theirs else "unregistering both",
         )  # fmt: skip
         self._unclaim(name, mine)
-        if winner == theirs:
-            self._system.exit(mine, (CONFLICT, name))
-        else:
+        if winner != theirs:
             self._drop_claim(name, other)
-            self._transport.send_to(other, GlobalDrop(name, theirs, mine, exit=False))
-            self._system.send(mine, (CONFLICT, name, theirs))
+            self._transport.send_to(other, GlobalDrop(name, theirs, mine, fate))
+        self._apply_fate(fate, name, mine, theirs)
         return False
+
+    def _apply_fate(self, fate: str, name: str, pid: Pid, other: Pid) -> None:
+        if fate == _KILL:
+            self._system.exit(pid, "kill")
+        elif fate == _NOTIFY_ALL:
+            self._system.send(pid, (CONFLICT, name, other))
 
     def _on_drop(self, node: str, record: GlobalDrop) -> None:
         name, pid = record.name, record.pid
@@ -625,10 +700,7 @@ class GlobalRegistry:
             name, pid, record.other, node,
         )  # fmt: skip
         self._unclaim(name, pid)
-        if record.exit:
-            self._system.exit(pid, (CONFLICT, name))
-        else:
-            self._system.send(pid, (CONFLICT, name, record.other))
+        self._apply_fate(record.fate, name, pid, record.other)
 
     # -- internals: requests forwarded to a pid's own node
 
@@ -655,7 +727,11 @@ class GlobalRegistry:
             self._nursery.start_soon(self._serve_register, node, record)
 
     async def _serve_register(self, node: str, record: GlobalRequest) -> None:
-        ok = await self._register_local(record.name, record.pid, None)
+        if record.op == "re_register":
+            await self._re_register_local(record.name, record.pid, None)
+            ok = True
+        else:
+            ok = await self._register_local(record.name, record.pid, None)
         self._transport.send_to(node, GlobalReply(record.req, ok))
 
 

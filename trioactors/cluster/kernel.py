@@ -178,7 +178,8 @@ class NetKernel:
     def disconnect(self, name: str) -> bool:
         """Close the connection to `name` after flushing it (Erlang's
         `disconnect_node`); False if not connected. Links and monitors across
-        it fire with `noconnection`, node watchers get `NodeDown(name, "disconnect")`."""
+        it fire with `noconnection`, node watchers get `NodeDown(name, "disconnect")`
+        (the peer's get ``connection_closed``)."""
         peer = self.peers.get(name)
         if peer is None or not peer.connected:
             return False

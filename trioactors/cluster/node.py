@@ -6,13 +6,17 @@ open_node("alpha", ...)                  async context manager -> Node
     ├── ActorSystem nursery              the local runtime (open_actor_system)
     ├── NetKernel                        owns outgoing connection tasks
     ├── listener (trio.serve_tcp)        incoming connections, one task each
-    └── Discovery                        EPMD registration, polling, auto-connect
+    ├── Discovery                        EPMD registration, polling, auto-connect
+    └── PeerNodes nursery                child node processes (start_peer)
 ```
 
-Leaving the block shuts down in this order: the EPMD registration is removed
+Leaving the block shuts down in this order: child nodes started with
+`start_peer` are stopped, the EPMD registration is removed
 (no new peer finds us), local actors end with `shutdown` (their exit signals
-and `Down`s still reach remote peers), every peer gets a goodbye after what
-was queued for it, then the listener and the sockets close.
+and `Down`s still reach remote peers, as with Erlang's ``init:stop()``), every
+peer gets a goodbye after what was queued for it (its node watchers see
+``connection_closed``, its links and monitors still open ``noconnection``),
+then the listener and the sockets close.
 """
 
 from __future__ import annotations
@@ -23,25 +27,28 @@ import hashlib
 import logging
 import os
 import secrets
+import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
 from ..epmd import NodeInfo
-from ..errors import EpmdError
+from ..errors import CallFailed, CallTimeout, EpmdError, NotSerializable, RpcFailed
 from ..otp.system import ActorSystem, open_actor_system
 from ..wire.cbor import MessageRegistry
 from ..wire.framing import DEFAULT_MAX_FRAME_SIZE
-from ..wire.names import MAX_NAME, parse_host_port, valid_alive
+from ..wire.names import MAX_NAME, format_host_port, parse_host_port, valid_alive
 from ..wire.terms import Pid, Ref
 from .discovery import DEFAULT_POLL_INTERVAL, Discovery
 from .globals import Resolver
 from .kernel import NetKernel
+from .peer_nodes import PeerNode, PeerNodes, open_peer_nodes
 from .routing import Routing
+from .rpc import REX, ConnectionInfo, Rex, RpcFunctions, connection_info, register_builtins
 from .services import ClusterServices
 from .spawn import RemoteSpawn
 
@@ -122,8 +129,11 @@ class Node(_SystemAPI):
         spawner: RemoteSpawn,
         address: tuple[str, int],
         discovery: Discovery | None,
+        peer_nodes: PeerNodes,
     ) -> None:
         self.system = system
+        self._peer_nodes = peer_nodes
+        self._rpc = RpcFunctions()
         self.kernel = kernel
         self._spawner = spawner
         #: (host, port) this node listens on.
@@ -156,6 +166,35 @@ class Node(_SystemAPI):
         """host:port of the EPMD daemon, or None when running without discovery."""
         return self._discovery.address if self._discovery is not None else None
 
+    async def start_peer(
+        self,
+        name: str,
+        *,
+        app: str | None = None,
+        args: Sequence[str] = (),
+        listen: str = "127.0.0.1:0",
+        timeout: float = 30.0,  # noqa: ASYNC109 - a start-up budget, as in OTP's peer
+    ) -> PeerNode:
+        """Start a child node process named `name` (OTP's ``peer:start``) and
+        connect to it; returns a `ta.PeerNode` once it is connected.
+
+        The child runs ``python -m trioactors node NAME`` with this node's
+        cookie (passed on its stdin, never in argv or the environment), the
+        same EPMD daemon and tick timeout, `app` as its ``--app
+        module:function`` and `args` as extra command-line options. It is tied
+        to this node: it leaves the cluster and exits when this node's block
+        ends or when this process dies, even by SIGKILL. Use it to put more
+        cores to work: one node per core. Raises `ta.ConnectionFailed` if the
+        child does not come up within `timeout` seconds.
+        """
+        return await self._peer_nodes.start(
+            name, app=app, args=args, listen=listen, timeout=timeout
+        )
+
+    def peer_nodes(self) -> list[PeerNode]:
+        """The child nodes started with `start_peer` that are still running."""
+        return self._peer_nodes.children()
+
     async def connect(self, node: str) -> str:
         """Connect to `"name"` (found through EPMD), `"name@host:port"` or
         `"host:port"` (whatever node listens there).
@@ -169,13 +208,54 @@ class Node(_SystemAPI):
     def disconnect(self, node: str) -> bool:
         """Close the connection to `node` (Erlang's `disconnect_node`): what is
         queued goes out first, then links and monitors across it fire with
-        `noconnection` and node watchers get `ta.NodeDown(node, "disconnect")`.
+        `noconnection` and node watchers get `ta.NodeDown(node, "disconnect")`
+        here, ``connection_closed`` on `node` (as Erlang reports it).
         False if it was not connected. A later send connects again."""
         return self.kernel.disconnect(node)
 
     def nodes(self) -> list[str]:
         """Names of the nodes connected right now (Erlang's `nodes()`)."""
         return self.kernel.nodes()
+
+    def register_rpc(self, name: str, fn: Callable[..., Any]) -> None:
+        """Let peers (and `trioactors rpc`) call `fn` as `name` through
+        `rpc`; `fn` may be sync or async, its arguments and result plain
+        data. Only registered functions can be called, never arbitrary code."""
+        self._rpc.register(name, fn)
+
+    def unregister_rpc(self, name: str) -> bool:
+        """Withdraw an rpc function; False if it was not registered."""
+        return self._rpc.unregister(name)
+
+    async def rpc(
+        self,
+        node: str,
+        function: str,
+        *args: Any,
+        timeout: float | None = 5.0,  # noqa: ASYNC109 - as call's
+    ) -> Any:
+        """Call the function registered as `function` on `node` (this node's
+        own name works too) with `args` and return its result (Erlang's
+        ``rpc:call``). Raises `ta.RpcFailed` when it is not registered there
+        or raises, `ta.CallFailed` / `ta.CallTimeout` as `call` does when the
+        node cannot be reached or does not answer in time. Every node offers
+        ``trioactors.node_info``, ``trioactors.processes``,
+        ``trioactors.process_info``, ``trioactors.connections``,
+        ``trioactors.supervision_trees`` and ``trioactors.functions``."""
+        reply = await self.system.call((REX, node), ("call", function, list(args)), timeout)
+        if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "ok":
+            return reply[1]
+        reason = reply[1] if isinstance(reply, tuple) and len(reply) == 2 else reply
+        raise RpcFailed(node, function, reason)
+
+    def connection_stats(self) -> list[ConnectionInfo]:
+        """Per-peer connection figures (`ConnectionInfo`), by node name."""
+        stats = []
+        for name in sorted(self.kernel.nodes()):
+            peer = self.kernel.peers.get(name)
+            if peer is not None and peer.conn is not None:
+                stats.append(connection_info(name, peer.conn))
+        return stats
 
     def node_of(self, pid: Pid) -> str:
         """The name of the node `pid` lives on (`pid.node`)."""
@@ -208,6 +288,62 @@ class Node(_SystemAPI):
         `ta.SpawnFailed`: node unreachable or gone, unknown name, start error."""
         return await self._spawner.spawn_on(node, name, *args, link_to=link_to, timeout=timeout)
 
+    # -- gen_server calls and casts to a name on several nodes
+
+    async def multi_call(
+        self,
+        nodes: Iterable[str] | None,
+        name: str,
+        request: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - one budget for every node
+    ) -> tuple[list[tuple[str, Any]], list[str]]:
+        """Call the server registered locally as `name` on each of `nodes`
+        at once (Erlang's `gen_server:multi_call`); None means this node and
+        every connected one. Returns ``(replies, bad_nodes)``: ``(node,
+        reply)`` for each node that answered within `timeout` seconds (None:
+        no limit) and the nodes that did not (unreachable, no such server,
+        it ended, no answer in time), both in the order of `nodes`. A late
+        answer is dropped. Raises `ta.NotSerializable` if `request` cannot
+        cross nodes."""
+        targets = self._multi_targets(nodes)
+        results: list[tuple[bool, Any]] = [(False, None)] * len(targets)
+        errors: list[BaseException] = []
+
+        async def one(i: int, node: str) -> None:
+            try:
+                results[i] = (True, await self.system.call((name, node), request, timeout))
+            except (CallFailed, CallTimeout):
+                pass
+            except NotSerializable as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            for i, node in enumerate(targets):
+                nursery.start_soon(one, i, node)
+        if errors:
+            raise errors[0]
+        replies = [(node, r[1]) for node, r in zip(targets, results, strict=True) if r[0]]
+        bad = [node for node, r in zip(targets, results, strict=True) if not r[0]]
+        return replies, bad
+
+    def abcast(self, nodes: Iterable[str] | None, name: str, request: Any) -> None:
+        """Cast `request` to the server registered locally as `name` on each of
+        `nodes` (Erlang's `gen_server:abcast`); None means this node and every
+        connected one. Never blocks; nodes or names that are not there drop it."""
+        for node in self._multi_targets(nodes):
+            self.system.cast((name, node), request)
+
+    def _multi_targets(self, nodes: Iterable[str] | None) -> list[str]:
+        if nodes is None:
+            return [self.name, *self.nodes()]
+        if isinstance(nodes, str):
+            raise TypeError(f"nodes is a list of node names, not the str {nodes!r}")
+        targets = list(nodes)
+        for node in targets:
+            if not isinstance(node, str):
+                raise TypeError(f"a node name is a str, not {node!r}")
+        return targets
+
     def monitor_nodes(self, pid: Pid) -> None:
         """Deliver `ta.NodeUp(node)` / `ta.NodeDown(node, reason)` to local
         `pid` for every connection that comes up or goes down."""
@@ -232,12 +368,24 @@ class Node(_SystemAPI):
         (anywhere among the connected nodes) or `pid` is not alive. Exactly
         one of several nodes racing for a name wins. `resolve(name, pid1,
         pid2) -> pid | None` picks the survivor when a healed partition brings
-        two registrations together (default: `ta.resolve_keep_first_node`:
-        the registration of the node whose name sorts first stays, the other
-        pid is exited with ``("global_name_conflict", name)``); only for a
-        local `pid`. Send to the name with the destination ``("global", name)``.
+        two registrations together; only for a local `pid`. The default,
+        `ta.resolve_keep_first_node` (Erlang's `random_exit_name`), keeps the
+        registration of the node whose name sorts first and kills the other
+        pid (reason ``killed``); with a resolver of your own the loser is
+        only unregistered (`ta.resolve_notify_all` also tells both pids).
+        Send to the name with the destination ``("global", name)``.
         """
         return await self._services.globals.register_global(name, pid, resolve=resolve)
+
+    async def re_register_global(
+        self, name: str, pid: Pid, *, resolve: Resolver | None = None
+    ) -> bool:
+        """Make the cluster-wide `name` refer to `pid`, taken or not (Erlang's
+        `global:re_register_name`): the previous holder keeps running, it only
+        loses the name. A `pid` that is not alive leaves the name
+        unregistered. False only when `pid` is of a node that is not
+        connected; `resolve` as for `register_global`."""
+        return await self._services.globals.re_register_global(name, pid, resolve=resolve)
 
     async def unregister_global(self, name: str) -> None:
         """Remove the cluster-wide `name` (harmless if it is not registered)."""
@@ -321,8 +469,10 @@ async def open_node(
     - `tls` / `tls_client`: `ssl.SSLContext`s for accepted and outgoing
       connections (both or neither; mutual TLS when the server context
       requires client certificates).
-    - `advertise`: the host registered with EPMD (default: the listen host,
-      or 127.0.0.1 when listening on every interface).
+    - `advertise`: the host registered with EPMD, what peers dial (default:
+      the listen host; when listening on every interface, this host's
+      address on the route to the EPMD daemon, so remote peers get a
+      routable address, never 127.0.0.1 unless the daemon is local).
     - `creation`: which incarnation of the node this is (default: from the
       clock, so a restarted node's pids differ from its predecessor's).
 
@@ -388,16 +538,27 @@ async def open_node(
                         )
                         kernel.discovery = discovery
                         if advertise is None:
-                            advertise = "127.0.0.1" if address[0] in _ANY else address[0]
+                            advertise = (
+                                await _outbound_address(epmd_address[0])
+                                if address[0] in _ANY
+                                else address[0]
+                            )
                         await nursery.start(discovery.run, advertise, address[1])
-                    node = Node(system, kernel, spawner, address, discovery)
-                    log.info("node %r listening on %s:%d", name, *address)
+                    epmd_text = None if epmd_address is None else format_host_port(*epmd_address)
                     try:
-                        yield node
-                    except BaseException as exc:
-                        # Re-raised as it is once the node has shut down, not
-                        # wrapped in the node nursery's ExceptionGroup.
-                        error = exc
+                        async with open_peer_nodes(
+                            kernel, cookie=secret, epmd=epmd_text
+                        ) as peer_nodes:
+                            node = Node(system, kernel, spawner, address, discovery, peer_nodes)
+                            register_builtins(node._rpc, node)
+                            await system.start_server(Rex, node._rpc, name=REX)
+                            log.info("node %r listening on %s:%d", name, *address)
+                            try:
+                                yield node
+                            except BaseException as exc:
+                                # Re-raised as it is once the node has shut down,
+                                # not wrapped in the node nursery's ExceptionGroup.
+                                error = exc
                     finally:
                         if discovery is not None:
                             await discovery.stop()
@@ -416,6 +577,21 @@ async def open_node(
             raise error
         finally:
             error = None
+
+
+async def _outbound_address(toward: str) -> str:
+    """This host's address on the route to `toward`: a UDP socket's connect
+    picks the route and the source address without sending a packet."""
+    try:
+        infos = await trio.socket.getaddrinfo(toward, 9, type=socket.SOCK_DGRAM)
+        family, _, _, _, sockaddr = infos[0]
+        with trio.socket.socket(family, socket.SOCK_DGRAM) as sock:
+            await sock.connect(sockaddr)
+            local: str = sock.getsockname()[0]
+    except OSError as exc:
+        log.warning("cannot find a route to %s (%s): advertising 127.0.0.1", toward, exc)
+        return "127.0.0.1"
+    return local
 
 
 def _collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -30,6 +30,7 @@ log = logging.getLogger("trioactors.cluster")
 
 _SEND: Final = p.RECORDS.code_of(p.Send)
 _SEND_NAMED: Final = p.RECORDS.code_of(p.SendNamed)
+_CALL_REPLY: Final = p.RECORDS.code_of(p.CallReply)
 
 
 class Routing:
@@ -92,6 +93,22 @@ class Routing:
             peer.conn.send_frame(frame)
         else:
             self._to_node(node, frame)
+
+    def reply(self, to: Pid, ref: Ref, value: Any) -> None:
+        """Router: the reply to call `ref` of the remote caller `to` (its alias)."""
+        body = self._codec.encode([_CALL_REPLY, to, ref, value])
+        limit = self.kernel.max_frame_size
+        if len(body) > limit:
+            raise NotSerializable(
+                f"reply of {len(body)} bytes exceeds max_frame_size "
+                f"({limit}); reply with less or raise the limit on every node"
+            )
+        frame = encode_frame(body)
+        peer = self._peers.get(to.node)
+        if peer is not None and peer.conn is not None:
+            peer.conn.send_frame(frame)
+        else:
+            self._to_node(to.node, frame)
 
     # -- Router: signals
 

@@ -46,8 +46,9 @@ class Exit:
 @message("trioactors.Down")
 @attrs.frozen(slots=True)
 class Down:
-    """A monitored process ended: `pid` is what was monitored (a Pid, or the
-    name / ``(name, node)`` given to `monitor`), `reason` its exit reason."""
+    """A monitored process ended: `pid` is what was monitored (a Pid, or
+    ``(name, node_name)`` for a registered name, local or not, like Erlang's
+    ``{Name, Node}``), `reason` its exit reason."""
 
     ref: Ref
     pid: Any

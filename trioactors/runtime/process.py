@@ -11,11 +11,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias, overload
 
+import outcome
 import trio
 
-from ..errors import CallFailed, CallTimeout
+from ..errors import CallFailed, CallTimeout, NoProc
 from ..wire.terms import Pid, Ref
-from .mailbox import Mailbox
+from .mailbox import (
+    Mailbox,
+    _CallDown,
+    _CallExpired,
+    _checkpoint,
+    _current_task,
+    _reschedule,
+    _Value,
+    _wait_task_rescheduled,
+)
 from .messages import GEN_CALL, GEN_CAST, Crash, Down, Exit, NodeDown, TimerRef
 from .router import RemoteName
 
@@ -32,6 +42,9 @@ ActorFn: TypeAlias = Callable[..., Awaitable[Any]]
 
 NORMAL: Final = "normal"
 KILLED: Final = "killed"
+NOCONNECTION: Final = "noconnection"
+#: A call whose server's node is down fails with ``CallFailed((NODEDOWN, node))``.
+NODEDOWN: Final = "nodedown"
 _MISSING: Any = object()
 
 
@@ -94,6 +107,16 @@ def _classify(exc: BaseException) -> tuple[Any, bool]:
     return KILLED, fatal
 
 
+def _call_failure(down: Down) -> Any:
+    """The `CallFailed` reason for the `Down` that ended a call: gen:call's
+    ``{nodedown, Node}`` when the server's node is lost or unreachable."""
+    if down.reason == NOCONNECTION:
+        target = down.pid
+        node = target.node if isinstance(target, Pid) else target[1]
+        return (NODEDOWN, node)
+    return down.reason
+
+
 class Process(Mailbox):
     """An actor's view of itself: its pid, mailbox, links, monitors and signals.
 
@@ -132,6 +155,8 @@ class Process(Mailbox):
         self._waiter = None
         self._burst = 0
         self._dying = False
+        self._received = 0
+        self._call_ref = None
         self.system = system
         self.pid = pid
         # The process table's key of this actor (see System._key_of).
@@ -181,27 +206,89 @@ class Process(Mailbox):
         Raises `ta.CallTimeout` after `timeout` seconds (None waits forever) and
         `ta.CallFailed(reason)` as soon as the server is or goes down (or is
         this very actor: ``calling_self``, which could never be answered).
+        When the server's node is lost or cannot be reached the reason is
+        ``("nodedown", node_name)``, like gen_server:call's ``{nodedown, Node}``.
+
+        Like OTP 25's gen:call, the call's monitor ref is an alias: the reply
+        goes to the waiting call itself, not through the mailbox, so a call
+        costs the same however many messages are queued, and a reply that
+        comes after the call ended (a timeout) is dropped rather than queued.
         """
-        if self._is_me(dest):
-            raise CallFailed("calling_self", dest)
-        ref = self.monitor(dest)
-        self.system.send(dest, (GEN_CALL, (self.pid, ref), request))
-
-        def match(m: Any) -> bool:
-            t = type(m)
-            if t is tuple:
-                return len(m) == 2 and (m[0] is ref or m[0] == ref)
-            return t is Down and m.ref == ref
-
+        if self._dying:
+            await _checkpoint()  # told to end: the cancellation, not a call
+        if self._waiter is not None:
+            raise trio.BusyResourceError("another task is already receiving on this mailbox")
+        system = self.system
+        me = self.pid
+        if (
+            type(dest) is Pid
+            and dest.node is system.node_name
+            and dest.creation == system.creation
+            and not dest.serial
+        ):
+            where: Any = system._procs.get(dest.id)
+        else:
+            where = system._where(dest)
+        if type(where) is not Pid and isinstance(where, Process):
+            if where is self:
+                raise CallFailed("calling_self", dest)
+            ref = system._new_ref()
+            # The monitor, inline (monitor() re-resolves and allocates more).
+            mons = self._monitors
+            if mons is None:
+                mons = self._monitors = {}
+            mons[ref] = where.pid
+            watchers = where._monitored_by
+            if watchers is None:
+                watchers = where._monitored_by = {}
+            watchers[ref] = (me, dest)
+            where._deliver((GEN_CALL, (me, ref), request))
+        elif where is None:
+            raise CallFailed("noproc", dest)
+        else:
+            ref = self._remote_call(where, dest, request)
+        if timeout is not None:
+            # The system's call timer, not a cancel scope per call: entering
+            # and leaving one costs more than the rest of the call.
+            system._expire_call_in(timeout, ref, self)
+        self._waiter = _current_task()
+        self._call_ref = ref
         try:
-            msg = await self.receive(match=match, timeout=timeout)
-        except trio.TooSlowError:
-            self.demonitor(ref, flush=True)
+            value = await _wait_task_rescheduled(self._abort)
+        except _CallDown as down:
+            # The monitor has fired (and is gone): the server is down.
+            self._end_call(ref, where)
+            raise CallFailed(_call_failure(down.down), dest) from None
+        except _CallExpired:
+            self._end_call(ref, where)
             raise CallTimeout(dest, timeout or 0.0) from None
-        if type(msg) is Down:
-            raise CallFailed(msg.reason, dest)
-        self.demonitor(ref, flush=True)
-        return msg[1]
+        except BaseException:
+            self._end_call(ref, where)
+            raise
+        self._end_call(ref, where)
+        return value
+
+    def _remote_call(self, where: Pid | RemoteName, dest: Any, request: Any) -> Ref:
+        """Monitor a non-local server and send it the call; the ref."""
+        router = self.system._router
+        if router is None:
+            node = where.node if isinstance(where, Pid) else where[1]
+            raise CallFailed((NODEDOWN, node), dest)
+        ref = self.monitor(dest)
+        if not (self._monitors and ref in self._monitors):
+            # The router fired the monitor at once (the node cannot be reached).
+            down = self.receive_nowait(match=lambda m: type(m) is Down and m.ref == ref)
+            raise CallFailed(_call_failure(down), dest)
+        msg = (GEN_CALL, (self.pid, ref), request)
+        try:
+            if isinstance(where, Pid):
+                router.send(where, msg)
+            else:
+                router.send_named(where, msg)
+        except BaseException:
+            self.demonitor(ref, flush=True)
+            raise
+        return ref
 
     def _is_me(self, dest: Any) -> bool:
         if type(dest) is Pid:
@@ -209,6 +296,25 @@ class Process(Mailbox):
         if type(dest) is str:
             return self.system.registry.whereis(dest) == self.pid
         return False
+
+    def _end_call(self, ref: Ref, where: Any) -> None:
+        """Drop a call's timer and monitor (its alias is already inactive)."""
+        deadlines = self.system._call_deadlines
+        if deadlines:
+            deadlines.pop(ref, None)
+        mons = self._monitors
+        if mons is None or mons.pop(ref, None) is None:
+            # Already fired: its Down may be queued; the call has its answer.
+            self._flush(lambda m: type(m) is Down and m.ref == ref)
+            return
+        if type(where) is not Pid and isinstance(where, Process):
+            watchers = where._monitored_by
+            if watchers is not None:
+                watchers.pop(ref, None)
+        else:
+            router = self.system._router
+            if router is not None:
+                router.demonitor(self.pid, ref, where)
 
     # -- processes
 
@@ -219,12 +325,25 @@ class Process(Mailbox):
     def link(self, pid: Pid) -> None:
         """Link to `pid`: when either ends, the other gets an exit signal.
 
-        Linking to a dead pid delivers an exit signal with reason ``noproc``.
+        Linking to a local pid that is not alive raises `ta.NoProc`, or, while
+        trapping exits, delivers ``Exit(pid, "noproc")`` instead (Erlang's
+        link/1). For another node's pid the answer comes as an exit signal
+        (``noproc``, or ``noconnection`` when the node cannot be reached).
         """
         if pid == self.pid:
             return
         system = self.system
         where = system._where(pid)
+        if where is None:
+            if not self.trap_exits:
+                raise NoProc(
+                    f"cannot link to {pid}: it is not alive (trap exits to get "
+                    "Exit(pid, 'noproc') instead, or monitor it)"
+                )
+            if self._links is not None:
+                self._links.discard(pid)
+            self._deliver(Exit(pid, "noproc"))
+            return
         if self._links is None:
             self._links = set()
         self._links.add(pid)
@@ -232,12 +351,10 @@ class Process(Mailbox):
             if where._links is None:
                 where._links = set()
             where._links.add(self.pid)
-        elif where is None:
-            self._exit_signal(pid, "noproc", True)
         elif isinstance(where, Pid) and system._router is not None:
             system._router.link(self.pid, where)
         else:
-            self._exit_signal(pid, "noconnection", True)
+            self._exit_signal(pid, NOCONNECTION, True)
 
     def unlink(self, pid: Pid) -> None:
         """Remove a link (both directions); no exit signal will come from it."""
@@ -253,8 +370,11 @@ class Process(Mailbox):
             system._router.unlink(self.pid, where)
 
     def monitor(self, dest: Dest) -> Ref:
-        """Watch `dest`: a `ta.Down(ref, dest, reason)` message arrives when it
-        ends (at once with ``noproc`` if it is not alive)."""
+        """Watch `dest`: a `ta.Down(ref, target, reason)` message arrives when it
+        ends (at once with ``noproc`` if it is not alive). `target` is the pid,
+        or ``(name, node_name)`` for a registered name, local ones included
+        (Erlang's ``{'DOWN', Ref, process, {Name, Node}, Reason}``); a
+        ``("global", name)`` monitor watches the pid holding the name."""
         system = self.system
         ref = system._new_ref()
         where = system._where(dest)
@@ -264,16 +384,16 @@ class Process(Mailbox):
             self._monitors[ref] = where.pid
             if where._monitored_by is None:
                 where._monitored_by = {}
-            where._monitored_by[ref] = (self.pid, dest)
+            where._monitored_by[ref] = (self.pid, system._monitor_label(dest, where.pid))
         elif where is None:
-            self._deliver(Down(ref, dest, "noproc"))
+            self._deliver(Down(ref, system._monitor_label(dest, None), "noproc"))
         elif system._router is not None:
             if self._monitors is None:
                 self._monitors = {}
             self._monitors[ref] = where
             system._router.monitor(self.pid, ref, where)
         else:
-            self._deliver(Down(ref, dest, "noconnection"))
+            self._deliver(Down(ref, where, NOCONNECTION))
         return ref
 
     def demonitor(self, ref: Ref, *, flush: bool = False) -> bool:
@@ -328,10 +448,17 @@ class Process(Mailbox):
 
     def exit(self, a: Any, b: Any = _MISSING, /) -> None:
         """``exit(reason)`` ends this actor with `reason` (raises; never returns).
-        ``exit(pid, reason)`` sends an exit signal to `pid` from this actor."""
+        ``exit(pid, reason)`` sends an exit signal to `pid` from this actor;
+        when `pid` is this actor and the signal ends it (it does not trap
+        exits, or the reason is ``"kill"``), nothing after the call runs, as
+        with Erlang's ``exit(self(), Reason)``."""
         if b is _MISSING:
             raise _ExitActor(a)
+        dying, killed = self._dying, self._killed
         self.system._send_exit(self.pid, a, b)
+        if (self._dying and not dying) or (self._killed and not killed):
+            # Only a signal to this very actor can end it synchronously.
+            raise _ExitActor(self._reason)
 
     def send_after(self, seconds: float, dest: Dest, msg: Any) -> TimerRef:
         """Send `msg` to `dest` in `seconds` (see `ActorSystem.send_after`)."""
@@ -377,6 +504,29 @@ class Process(Mailbox):
             self._reason = reason
         if self._scope is not None:
             self._scope.cancel()
+
+    def _take_reply(self, ref: Ref, value: Any) -> None:
+        # The alias of call `ref` is active only while the call waits.
+        call_ref = self._call_ref
+        if call_ref is not None and (call_ref is ref or call_ref == ref):
+            waiter = self._waiter
+            assert waiter is not None  # a call ref is set only while its task waits
+            self._waiter = None
+            self._call_ref = None
+            _reschedule(waiter, _Value(value))
+
+    def _call_expired(self, ref: Ref) -> None:
+        # The system's call timer: call `ref` has waited its timeout.
+        call_ref = self._call_ref
+        if call_ref is not None and (call_ref is ref or call_ref == ref):
+            waiter = self._waiter
+            assert waiter is not None  # a call ref is set only while its task waits
+            self._waiter = None
+            self._call_ref = None
+            _reschedule(waiter, outcome.Error(_CallExpired()))
+
+    def _cleaning_up(self) -> bool:
+        return self._cleanup_scope is not None
 
     def _started_ok(self) -> None:
         if self._started is not None:

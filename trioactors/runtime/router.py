@@ -40,6 +40,11 @@ class Router(Protocol):
         """Deliver `msg` to the actor registered as `to[0]` on node `to[1]`
         (`ta.NotSerializable` as for `send`)."""
 
+    def reply(self, to: Pid, ref: Ref, value: Any) -> None:
+        """Deliver `value`, the reply to call `ref`, to the remote caller `to`
+        through the call's alias: its node hands it to the call if it still
+        waits and drops it otherwise (`ta.NotSerializable` as for `send`)."""
+
     def link(self, local: Pid, remote: Pid) -> None:
         """Create the remote half of a link. If `remote` is dead the peer answers
         with an exit signal (`noproc`); if its node is unreachable the node calls
@@ -115,6 +120,10 @@ class RemoteSignals(Protocol):
 
     def deliver_named(self, name: str, msg: Any) -> None:
         """A message for a locally registered name (dropped if unknown)."""
+
+    def deliver_reply(self, to: Pid, ref: Ref, value: Any) -> None:
+        """The reply to call `ref` of local pid `to` (see `Router.reply`):
+        handed to the call while it waits, else dropped."""
 
     def remote_link(self, local: Pid, remote: Pid) -> None:
         """A peer linked `remote` to `local`; if `local` is dead the system

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator
@@ -27,10 +28,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 import outcome
 import trio
 
-from ..errors import ActorExited, NoProc, StartFailed, SystemClosed
-from ..wire.terms import NO_NODE, Pid, Ref, intern_node
+from ..errors import ActorExited, NoProc, NotLocalPid, StartFailed, SystemClosed
+from ..wire.terms import NO_NODE, Pid, Ref, fresh_ref, intern_node
+from .introspection import ProcessInfo, process_info
 from .messages import GEN_CAST, Crash, Down, Exit, TimerRef
-from .process import KILLED, NORMAL, ActorFn, Dest, Process, _classify, _Started
+from .process import KILLED, NORMAL, ActorFn, Dest, Process, _classify, _ExitActor, _Started
 from .registry import Registry
 from .router import RemoteName, RemoteSignals, Router
 
@@ -88,6 +90,12 @@ class System:
         self._refs = itertools.count(1)
         self._timer_ids = itertools.count(1)
         self._timers: dict[int, trio.CancelScope] = {}
+        # Pending calls with a timeout: ref -> (deadline, caller). One task
+        # (_expire_calls) sleeps until the earliest; a reply just drops the entry.
+        self._call_deadlines: dict[Ref, tuple[float, Process]] = {}
+        self._next_expiry = math.inf
+        self._expiry_scope: trio.CancelScope | None = None
+        self._expiring = False
         self._router: Router | None = None
         self._remote_monitored: dict[Ref, Process] = {}
         self._n_actors = 0
@@ -109,6 +117,18 @@ class System:
 
     # -- pids and refs
 
+    def process_info(self, pid: Pid | str) -> ProcessInfo | None:
+        """A `ta.ProcessInfo` snapshot of a local process (a pid or a
+        registered name), or None if it is not alive (Erlang's
+        ``process_info/1``). Raises `ta.NotLocalPid` for another node's pid:
+        ask that node (``node.rpc(node, "trioactors.process_info", pid)``)."""
+        if isinstance(pid, Pid) and not self.is_local(pid):
+            raise NotLocalPid(pid, "read process_info")
+        proc = self._where(pid) if isinstance(pid, str) else self._local_process(pid)
+        if not isinstance(proc, Process) or not proc.alive:
+            return None
+        return process_info(self, proc)
+
     def is_local(self, pid: Pid) -> bool:
         """True when `pid` names an actor of this system (alive or not): same
         node name and same creation."""
@@ -124,7 +144,7 @@ class System:
     def _new_ref(self) -> Ref:
         n = next(self._refs)
         if n < _WORD:
-            return Ref(self.node_name, self.creation, (n,))
+            return fresh_ref(self.node_name, self.creation, (n,))
         return Ref.of(self.node_name, self.creation, n)
 
     def _local_process(self, pid: Pid) -> Process | None:
@@ -174,6 +194,16 @@ class System:
             f'("global", name), not {dest!r}'
         )
 
+    def _monitor_label(self, dest: Any, pid: Pid | None) -> Any:
+        """What the `Down` of a monitor of `dest` names: ``(name, node_name)``
+        for a registered name (a local one too, as in Erlang), the holder's
+        pid for ``("global", name)`` (None: not registered, named as given)."""
+        if type(dest) is str:
+            return (dest, self.node_name)
+        if pid is not None and type(dest) is tuple and dest[0] == GLOBAL:
+            return pid
+        return dest
+
     def send(self, dest: Dest, msg: Any) -> None:
         """Send `msg` to `dest`: never blocks, never raises for a dead pid or an
         unknown name (the message is dropped, like Erlang's ``!``)."""
@@ -185,23 +215,45 @@ class System:
         ):
             proc = self._procs.get(dest.id)
             if proc is not None:
+                proc._received += 1
                 waiter = proc._waiter
-                if waiter is None:
-                    queue = proc._queue
-                    if queue is None:
-                        queue = proc._queue = deque()
-                    queue.append(msg)
-                else:
-                    proc._waiter = None
-                    _reschedule(waiter, _Value(msg))
+                if waiter is not None:
+                    if proc._call_ref is None:
+                        proc._waiter = None
+                        _reschedule(waiter, _Value(msg))
+                        return
+                    if proc._answer(msg):
+                        return
+                queue = proc._queue
+                if queue is None:
+                    queue = proc._queue = deque()
+                queue.append(msg)
             return
+        router = self._router
+        if router is not None:
+            # Another node's pid or (name, node): straight to the router (the
+            # common remote sends), without the general resolution below.
+            if type(dest) is Pid:
+                if dest.node != self.node_name:
+                    router.send(dest, msg)
+                    return
+            elif type(dest) is tuple and len(dest) == 2:
+                name, node = dest
+                if (
+                    type(node) is str
+                    and type(name) is str
+                    and name != GLOBAL
+                    and node != self.node_name
+                    and not router.is_self(node)
+                ):
+                    router.send_named(dest, msg)
+                    return
         where = self._where(dest)
         if where is None:
             return
         if isinstance(where, Process):
             where._deliver(msg)
             return
-        router = self._router
         if router is None:
             logger.debug("dropping message for %s: this system is not a cluster node", where)
         elif isinstance(where, Pid):
@@ -212,6 +264,22 @@ class System:
     def cast(self, dest: Dest, request: Any) -> None:
         """Send a gen_server cast."""
         self.send(dest, (GEN_CAST, request))
+
+    def _reply(self, to: Pid, ref: Ref, value: Any) -> None:
+        """Answer call `ref` of `to` through its alias: the reply reaches the
+        call while it waits and is dropped after it ended (OTP 25's gen:reply
+        to an alias), never left in the caller's mailbox."""
+        if to.node is self.node_name and to.creation == self.creation and not to.serial:
+            proc = self._procs.get(to.id)
+        elif self.is_local(to):
+            proc = self._local_process(to)
+        else:
+            router = self._router
+            if router is not None:
+                router.reply(to, ref, value)
+            return
+        if proc is not None:
+            proc._take_reply(ref, value)
 
     # -- processes
 
@@ -410,6 +478,9 @@ class System:
             if ctx.alive:
                 reason, _ = _classify(exc)
                 self._finish(ctx, ctx._reason if ctx._dying else reason)
+            if isinstance(exc, _ExitActor) and ctx._dying:
+                # ctx.exit(ctx.pid, reason): the block ends as for any signal.
+                raise ActorExited(ctx._reason, ctx.pid) from None
             raise
         if ctx._dying:
             self._finish(ctx, ctx._reason)
@@ -496,6 +567,37 @@ class System:
         if self._timers.pop(tid, None) is not None:
             self.send(dest, msg)
 
+    def _expire_call_in(self, timeout: float, ref: Ref, caller: Process) -> None:
+        """Time out call `ref` of `caller` in `timeout` seconds unless it ends first."""
+        deadline = trio.current_time() + timeout
+        self._call_deadlines[ref] = (deadline, caller)
+        if deadline < self._next_expiry:
+            self._next_expiry = deadline
+            scope = self._expiry_scope
+            if scope is not None:
+                scope.deadline = deadline
+            elif not self._expiring:
+                self._expiring = True
+                self._nursery.start_soon(self._expire_calls)
+
+    async def _expire_calls(self) -> None:
+        # The next expiry only ever moves earlier while this sleeps (a later
+        # deadline is found on waking), so most calls never touch the scope.
+        deadlines = self._call_deadlines
+        while True:
+            with trio.CancelScope(deadline=self._next_expiry) as scope:
+                self._expiry_scope = scope
+                await trio.sleep_forever()
+            now = trio.current_time()
+            nearest = math.inf
+            for ref, (deadline, caller) in list(deadlines.items()):
+                if deadline <= now:
+                    del deadlines[ref]
+                    caller._call_expired(ref)
+                elif deadline < nearest:
+                    nearest = deadline
+            self._next_expiry = nearest
+
     def cancel_timer(self, ref: TimerRef) -> bool:
         """Stop a timer; True if it was still pending (its message not sent)."""
         scope = self._timers.pop(ref.id, None)
@@ -562,6 +664,13 @@ class System:
         proc = self._addressee(to)
         if proc is not None:
             proc._deliver(msg)
+
+    def deliver_reply(self, to: Pid, ref: Ref, value: Any) -> None:
+        """A peer's reply to call `ref` of local pid `to`: handed to the call
+        if it still waits, else dropped (the alias is no longer active)."""
+        proc = self._addressee(to)
+        if proc is not None:
+            proc._take_reply(ref, value)
 
     def deliver_named(self, name: str, msg: Any) -> None:
         """A message from a peer for the locally registered `name`."""

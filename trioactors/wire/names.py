@@ -141,3 +141,8 @@ def parse_node(text: str) -> NodeAddress:
     if not where.isprintable() or " " in where or len(text) > MAX_NAME:
         raise ValueError(f"bad host in {text!r}; a node is {_FORMS}")
     return NodeAddress(alive, where)
+
+
+def format_host_port(host: str, port: int) -> str:
+    """``host:port`` as `parse_host_port` reads it back (IPv6 in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -19,6 +19,7 @@ from .terms import Pid, Ref
 __all__ = [
     "RECORDS",
     "TICK",
+    "CallReply",
     "ClusterRecord",
     "Demonitor",
     "DownSignal",
@@ -51,6 +52,16 @@ class SendNamed:
 
     name: str
     msg: Any
+
+
+@attrs.frozen(slots=True)
+class CallReply:
+    """`value` answers call `ref` of pid `to` (sent to the call's alias, like
+    Erlang's ALIAS_SEND: dropped unless that call still waits)."""
+
+    to: Pid
+    ref: Ref
+    value: Any
 
 
 @attrs.frozen(slots=True)
@@ -155,3 +166,4 @@ RECORDS.register(9, SpawnRequest, Ref, str, list, (Pid, type(None)))
 RECORDS.register(10, SpawnReply, Ref, (Pid, type(None)), str)
 RECORDS.register(11, Goodbye, str)
 RECORDS.register(12, ClusterRecord, None)
+RECORDS.register(13, CallReply, Pid, Ref, None)

@@ -1,4 +1,4 @@
-"""The distributed demo behind `trioactors demo` (and `make demo`).
+"""The cluster demo that `make demo` runs: ``python examples/demo_cluster.py``.
 
 An embedded EPMD daemon and three nodes in this one process, explained step
 by step on the terminal: discovery, messages and calls between nodes, a
@@ -10,6 +10,7 @@ global name, the group shrinks. Ends by itself.
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,15 +18,19 @@ from typing import Any
 
 import trio
 
-from ..cluster.node import Node, open_node
-from ..epmd import serve_epmd
-from ..otp.gen_server import Caller, GenServer
-from ..otp.supervisor import ChildSpec
-from ..otp.system import Context
-from ..runtime.messages import NodeUp
-from ..wire.terms import Pid
+from trioactors import (
+    Caller,
+    ChildSpec,
+    Context,
+    GenServer,
+    Node,
+    NodeUp,
+    Pid,
+    open_node,
+    serve_epmd,
+)
 
-__all__ = ["run_distributed_demo"]
+# example-args: --pause 0
 
 _COOKIE = "trioactors-demo-cookie"
 
@@ -247,3 +252,22 @@ async def _demo(pause: float) -> None:
         _say("Done: every node left, every task ended. See examples/distributed_*.py,")
         _say("and `trioactors node NAME --help` to run nodes as separate processes.")
         nursery.cancel_scope.cancel()
+
+
+def main() -> None:
+    """Run the demo; ``--pause`` sets the seconds between steps."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.4,
+        metavar="SECONDS",
+        help="pause between steps so the story can be followed (default: %(default)s)",
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)-7s %(name)s: %(message)s")
+    trio.run(run_distributed_demo, args.pause)
+
+
+if __name__ == "__main__":
+    main()
