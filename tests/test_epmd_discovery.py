@@ -6,21 +6,20 @@ logging shows what discovery and the EPMD client do."""
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 import trio
 import trio.lowlevel
+from helpers import node_process
 
 import trioactors as ta
 from trioactors.cli.main import build_parser
@@ -80,48 +79,15 @@ async def hold_alive2(port: int, name: bytes, extra: bytes = b"") -> trio.Socket
     return stream
 
 
-@asynccontextmanager
-async def node_process(
-    name: str, epmd: str, *options: str
-) -> AsyncIterator[tuple[trio.Process, trio.MemoryReceiveChannel[str]]]:
-    """`trioactors node NAME` up (its banner printed); its stderr lines come
-    through the channel."""
-    cmd = [sys.executable, "-m", "trioactors", "node", name, "--epmd", epmd, *options]
-    env = {**os.environ, "TRIOACTORS_COOKIE": COOKIE}
-    proc = await trio.lowlevel.open_process(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(ROOT)
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    send, receive = trio.open_memory_channel[str](1000)
-
-    async def pump(stream: trio.abc.ReceiveStream) -> None:
-        buf = b""
-        async with send:
-            while chunk := await stream.receive_some(4096):
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    await send.send(line.decode(errors="replace"))
-
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(pump, proc.stderr)
-            banner = f"node {name} listening on ".encode()
-            out = b""
-            with trio.fail_after(20):
-                while banner not in out:
-                    chunk = await proc.stdout.receive_some(4096)
-                    assert chunk, f"node {name} ended before it listened"
-                    out += chunk
-            yield proc, receive
-            nursery.cancel_scope.cancel()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        with trio.CancelScope(shield=True):
-            await proc.wait()
-        await proc.stdout.aclose()
-        await proc.stderr.aclose()
+async def stderr_lines(proc: trio.Process) -> AsyncIterator[str]:
+    """The lines a node process logs (started with ``stderr=subprocess.PIPE``)."""
+    assert proc.stderr is not None
+    buf = b""
+    while chunk := await proc.stderr.receive_some(4096):
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            yield line.decode(errors="replace")
 
 
 async def wait_registered(server: ta.EpmdServer, name: str, present: bool) -> None:
@@ -156,10 +122,10 @@ async def test_sigkilled_node_name_is_free_at_once(nursery: trio.Nursery) -> Non
         )
     )
     epmd = f"127.0.0.1:{server.port}"
-    async with node_process("victim", epmd) as (proc, _):
+    async with node_process("victim", "--epmd", epmd, cookie=COOKIE) as child:
         assert server.lookup("victim") is not None
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
+        child.proc.send_signal(signal.SIGKILL)
+        await child.proc.wait()
         await wait_registered(server, "victim", present=False)
     async with ta.EpmdClient("127.0.0.1", server.port) as client:
         info = await client.register("victim", "127.0.0.1", 1234)
@@ -338,7 +304,7 @@ async def test_out_of_range_ports_are_refused_by_the_api() -> None:
 # --------------------------------------------------------------------------- 5. debug log
 
 
-async def read_until(lines: trio.MemoryReceiveChannel[str], pattern: str, seen: list[str]) -> None:
+async def read_until(lines: AsyncIterator[str], pattern: str, seen: list[str]) -> None:
     with trio.fail_after(30):
         async for line in lines:
             seen.append(line)
@@ -355,8 +321,11 @@ async def test_debug_log_level_shows_discovery_and_epmd_events(nursery: trio.Nur
     options = ("--log-level", "debug", "--epmd-keepalive", "0.2")
     async with (
         ta.open_node("beta", epmd=epmd, cookie=COOKIE, discovery_interval=1000.0),
-        node_process("alpha", epmd, *options) as (_, lines),
+        node_process(
+            "alpha", "--epmd", epmd, *options, cookie=COOKIE, stderr=subprocess.PIPE
+        ) as child,
     ):
+        lines = stderr_lines(child.proc)
         for pattern in (
             r"DEBUG .*registering alpha at 127\.0\.0\.1:\d+ with EPMD",
             r"INFO .*registered alpha with the trioactors EPMD",

@@ -132,7 +132,12 @@ def add_parser(
             "down gracefully (exit 0). Prints 'node NAME listening on HOST:PORT' when up."
         ),
     )
-    parser.add_argument("name", metavar="NAME", help="the node's name (unique in the cluster)")
+    parser.add_argument(
+        "name",
+        metavar="NAME",
+        help="the node's name: 'name' (unique in its EPMD) or Erlang's 'name@host' "
+        "(registered as 'name' with that host's EPMD; peers ask it)",
+    )
     parser.add_argument(
         "--listen",
         type=listen_address,

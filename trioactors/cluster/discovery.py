@@ -6,6 +6,17 @@ list (default every 5 s), teaches the kernel the names it sees (so pids of
 those nodes can be routed) and starts a connection to every trioactors node
 it is not connected to yet, making the cluster a full mesh like Erlang's.
 
+Names, Erlang's way and the central way: a short-named node (``alpha``)
+registers ``alpha`` with the daemon it is given, one daemon for the cluster. A
+full-named node (``alpha@h2``) registers its short name ``alpha`` with the
+EPMD of its own host, as an Erlang node does (a daemon on a loopback address,
+or on the node's host or advertised address, is its own host's), and its full
+name with a daemon elsewhere (a central one); either way its entry carries the
+full name (``node`` metadata, or the ALIVE2 extra field). `lookup` of
+``alpha@h2`` asks the node's own daemon first, then the EPMD of host h2 at
+the same EPMD port (Erlang clusters use one ``ERL_EPMD_PORT`` on every host),
+with PORT_PLEASE2 on a real epmd; so ``alpha@h1`` and ``alpha@h2`` may both run.
+
 The daemon may be a trioactors EPMD or Erlang's own ``epmd``; either way only
 trioactors nodes are connected to (Erlang nodes are skipped with a debug log:
 they do not speak this distribution protocol). A node whose daemon does not
@@ -25,15 +36,29 @@ from ..epmd import EpmdClient, NodeInfo
 from ..errors import ConnectionFailed, EpmdError, EpmdUnavailable, NameTaken
 from ..wire.epmd_native import KIND_TRIOACTORS
 from ..wire.handshake import PROTOCOL_VERSION
+from ..wire.names import NodeAddress, format_host_port, is_loopback_host, parse_node
 from .kernel import NetKernel
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "Discovery"]
+__all__ = ["DEFAULT_POLL_INTERVAL", "Discovery", "registered_name"]
 
 log = logging.getLogger("trioactors.cluster")
 
 DEFAULT_POLL_INTERVAL: Final = 5.0
 #: The first delay before registering again with a daemon that did not answer.
 _FIRST_RETRY: Final = 0.1
+
+
+def registered_name(node: str, epmd_host: str, advertise_host: str) -> str:
+    """The name node `node` registers with the EPMD at `epmd_host` (see the
+    module docstring): the short name of a full-named node when that EPMD is
+    on the node's own host, else `node` itself."""
+    address = parse_node(node)
+    if address.alive is None or address.host is None or address.port is not None:
+        return node
+    here = {address.host.lower(), advertise_host.lower()}
+    if is_loopback_host(epmd_host) or epmd_host.lower() in here:
+        return address.alive
+    return node
 
 
 class Discovery:
@@ -59,6 +84,7 @@ class Discovery:
         # Queries get their own client: a lookup cut short by a connect timeout
         # must never disturb (or queue behind) the registration's keep-alives.
         self._query = EpmdClient(host, port, timeout=timeout)
+        self._timeout = timeout
         self._pause = trio.CancelScope()
         self._stopping = False
         self._stopped = trio.Event()
@@ -97,14 +123,18 @@ class Discovery:
         port: int,
         task_status: trio.TaskStatus[NodeInfo | None],
     ) -> None:
+        name = registered_name(kernel.name, self.host, advertise_host)
+        metadata = {"creation": str(kernel.creation)}
+        if name != kernel.name:
+            metadata["node"] = kernel.name  # how peers tell alpha@h1 from alpha@h2
         async with self._client as client:
 
             async def register() -> NodeInfo:
                 return await client.register(
-                    kernel.name,
+                    name,
                     advertise_host,
                     port,
-                    metadata={"creation": str(kernel.creation)},
+                    metadata=metadata,
                     protocol_version=PROTOCOL_VERSION,
                 )
 
@@ -167,7 +197,7 @@ class Discovery:
         names = []
         for n in nodes:
             if n.kind == KIND_TRIOACTORS:
-                names.append(n.name)
+                names.append(n.node_name)
             elif n.name not in self._skipped:
                 self._skipped.add(n.name)
                 log.debug(
@@ -197,18 +227,60 @@ class Discovery:
     async def lookup(self, name: str) -> tuple[str, int] | None:
         """The address of trioactors node `name`, or None.
 
-        Raises `ConnectionFailed` when `name` is an Erlang node."""
+        A full name ``alpha@h2`` not known to this node's daemon is asked of
+        the EPMD of host h2 (same EPMD port). Raises `ConnectionFailed` when
+        `name` is an Erlang node, or when h2's EPMD does not answer."""
+        address = parse_node(name)
         info = await self._query.lookup(name)
-        if info is None:
+        full = address.alive is not None and address.host is not None and address.port is None
+        if info is None and full:
+            assert address.alive is not None
+            short = await self._query.lookup(address.alive)
+            if short is not None and short.node_name == name:
+                info = short  # registered by its short name with this daemon
+        if info is not None:
+            log.debug("connect to %s: EPMD at %s has it", name, self.address)
+            return self._address(name, info, self.address)
+        if not full:
             log.debug("connect to %s: not registered with EPMD at %s", name, self.address)
             return None
+        return await self._lookup_on_host(name, address)
+
+    async def _lookup_on_host(self, name: str, address: NodeAddress) -> tuple[str, int] | None:
+        # Erlang's way: the EPMD of the host in the name knows the short name.
+        assert address.alive is not None and address.host is not None
+        host, where = address.host, format_host_port(address.host, self.port)
+        log.debug("connect to %s: asking the EPMD of host %s (%s)", name, host, where)
+        client = EpmdClient(host, self.port, timeout=self._timeout)
+        try:
+            info = await client.lookup(address.alive)
+            if info is None or info.node_name != name:
+                # Registered in full: that daemon took itself for a central one.
+                info = await client.lookup(name) or info
+        except EpmdError as exc:
+            raise ConnectionFailed(
+                f"node {name!r} is not registered with EPMD at {self.address}, and the "
+                f"EPMD of host {host} at {where} cannot tell: {exc}"
+            ) from exc
+        finally:
+            await client.aclose()
+        if info is None:
+            log.debug("connect to %s: not registered with EPMD at %s either", name, where)
+            return None
+        found = self._address(name, info, where)
+        if is_loopback_host(found[0]) and not is_loopback_host(host):
+            # Registered for this host's eyes only; dial the host as Erlang does.
+            found = (host, found[1])
+        return found
+
+    def _address(self, name: str, info: NodeInfo, where: str) -> tuple[str, int]:
         if info.kind != KIND_TRIOACTORS:
             log.debug("connect to %s: it is an Erlang node, skipped", name)
             raise ConnectionFailed(
-                f"node {name!r} is an Erlang node (registered with EPMD at {self.address}); "
+                f"node {name!r} is an Erlang node (registered with EPMD at {where}); "
                 "trioactors nodes connect to trioactors nodes only"
             )
-        log.debug("connect to %s: EPMD says %s:%d", name, info.host, info.port)
+        log.debug("connect to %s: EPMD at %s says %s:%d", name, where, info.host, info.port)
         return info.host, info.port
 
     async def list_nodes(self) -> list[NodeInfo]:
@@ -217,4 +289,4 @@ class Discovery:
 
     async def list_names(self) -> list[str]:
         """Names of the trioactors nodes the daemon knows."""
-        return [n.name for n in await self.list_nodes() if n.kind == KIND_TRIOACTORS]
+        return [n.node_name for n in await self.list_nodes() if n.kind == KIND_TRIOACTORS]

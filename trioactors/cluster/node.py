@@ -41,7 +41,7 @@ from ..errors import CallFailed, CallTimeout, EpmdError, NotSerializable, RpcFai
 from ..otp.system import ActorSystem, open_actor_system
 from ..wire.cbor import MessageRegistry
 from ..wire.framing import DEFAULT_MAX_FRAME_SIZE
-from ..wire.names import MAX_NAME, format_host_port, parse_host_port, valid_alive
+from ..wire.names import format_host_port, parse_host_port, parse_node_name
 from ..wire.terms import Pid, Ref
 from .discovery import DEFAULT_POLL_INTERVAL, Discovery
 from .globals import Resolver
@@ -459,6 +459,10 @@ async def open_node(
 ) -> AsyncIterator[Node]:
     """Run a cluster node named `name` for the duration of the block.
 
+    - `name`: a short name (``"alpha"``, unique in the EPMD daemon) or an
+      Erlang-style full name (``"alpha@h2"``: registered as ``alpha`` with
+      h2's own EPMD, so ``alpha@h1`` may run too; peers reach it by asking
+      h2's EPMD). Pids of the node carry this name.
     - `listen`: "host:port" for peer connections (port 0 picks a free one).
     - `epmd`: "host:port" of the EPMD daemon to register with and discover
       peers through (default: ``$TRIOACTORS_EPMD``, else 127.0.0.1:4369), or
@@ -480,11 +484,9 @@ async def open_node(
     daemon answers, the node starts anyway (with a warning) and registers as
     soon as one does, retrying with backoff up to `epmd_keepalive` seconds.
     """
-    if not isinstance(name, str) or not valid_alive(name):
-        raise ValueError(
-            f"a node name is 1-{MAX_NAME} printable characters without '@', ':' or "
-            f"spaces, got {name!r}"
-        )
+    if not isinstance(name, str):
+        raise ValueError(f"a node name is 'name' or 'name@host', got {name!r}")
+    parse_node_name(name)
     if (tls is None) != (tls_client is None):
         raise ValueError(
             "TLS needs both contexts: tls= for connections this node accepts and "

@@ -54,6 +54,7 @@ from ..wire.epmd_erlang import (
     parse_names_resp,
     parse_port2_resp,
     parse_trioactors_extra,
+    parse_trioactors_node,
     trioactors_extra,
     valid_node_name,
 )
@@ -553,12 +554,14 @@ class EpmdClient:
         # The extra field tells a trioactors node from an Erlang one; the host
         # is epmd's own (it registers local nodes only).
         version = parse_trioactors_extra(result.fields.extra)
+        node = parse_trioactors_node(result.fields.extra)
         return NodeInfo(
             name=result.name,
             host=self.host,
             port=result.port,
             kind=KIND_ERLANG if version is None else KIND_TRIOACTORS,
             protocol_version=0 if version is None else version,
+            metadata={} if node is None else {"node": node},
             erlang=result.fields,
         )
 
@@ -644,7 +647,7 @@ def _batches(names: list[str]) -> Iterator[tuple[str, ...]]:
 def _alive2_fields(reg: _Registration) -> ErlangNodeFields:
     # A hidden node (Erlang nodes must not try to connect over their own
     # distribution protocol), marked as trioactors for other trioactors nodes.
-    return ErlangNodeFields(extra=trioactors_extra(reg.protocol_version))
+    return ErlangNodeFields(extra=trioactors_extra(reg.protocol_version, reg.metadata.get("node")))
 
 
 def _brief(info: NodeInfo | None) -> str:

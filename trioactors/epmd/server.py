@@ -54,6 +54,7 @@ from ..wire.epmd_erlang import (
     encode_names_line,
     encode_port2_resp,
     parse_trioactors_extra,
+    parse_trioactors_node,
     trioactors_extra,
 )
 from ..wire.epmd_native import (
@@ -530,6 +531,7 @@ class EpmdServer:
                 port=req.port,
                 kind=KIND_ERLANG if version is None else KIND_TRIOACTORS,
                 protocol_version=0 if version is None else version,
+                metadata=_node_metadata(parse_trioactors_node(fields.extra)),
                 erlang=fields,
             )
             entry = self._add(info, conn)
@@ -554,7 +556,14 @@ def _erlang_view(entry: _Entry) -> ErlangNodeFields:
     # node registered through ALIVE2 marks itself.
     if entry.info.erlang is not None:
         return entry.info.erlang
-    return ErlangNodeFields(extra=trioactors_extra(entry.info.protocol_version))
+    info = entry.info
+    return ErlangNodeFields(
+        extra=trioactors_extra(info.protocol_version, info.metadata.get("node"))
+    )
+
+
+def _node_metadata(node: str | None) -> dict[str, str]:
+    return {} if node is None else {"node": node}
 
 
 async def serve_epmd(

@@ -13,10 +13,13 @@ bytes) without NUL, the extra field is at most `MAXSYMLEN` bytes.
 
 trioactors nodes registered through ALIVE2 mark themselves in the extra
 field: ``b"trioactors/"`` followed by the decimal trioactors distribution
-protocol version (e.g. ``b"trioactors/2"``), see `trioactors_extra` and
-`parse_trioactors_extra`. Erlang nodes send an empty extra field and ignore
-other nodes' (OTP 25 neither reads nor checks it), so the marker is how a
-trioactors node tells its kind apart from an Erlang node's in a PORT2_RESP.
+protocol version (e.g. ``b"trioactors/2"``), then, for a node whose full name
+differs from the registered one (``alpha@h2`` registered as ``alpha``), a
+space and that full name: ``b"trioactors/2 alpha@h2"``; see
+`trioactors_extra`, `parse_trioactors_extra` and `parse_trioactors_node`.
+Erlang nodes send an empty extra field and ignore other nodes' (OTP 25
+neither reads nor checks it), so the marker is how a trioactors node tells
+its kind apart from an Erlang node's in a PORT2_RESP.
 
 This module only turns bytes into request records and records into bytes;
 the daemon (`server.py`) and the client (`client.py`) do the I/O.
@@ -73,6 +76,7 @@ __all__ = [
     "parse_port2_resp",
     "parse_request",
     "parse_trioactors_extra",
+    "parse_trioactors_node",
     "trioactors_extra",
     "valid_node_name",
 ]
@@ -113,20 +117,45 @@ class ErlangNodeFields:
     extra: bytes = b""
 
 
-def trioactors_extra(protocol_version: int) -> bytes:
-    """The ALIVE2 extra field marking a trioactors node of `protocol_version`."""
-    return TRIOACTORS_EXTRA_PREFIX + str(protocol_version).encode("ascii")
+def trioactors_extra(protocol_version: int, node: str | None = None) -> bytes:
+    """The ALIVE2 extra field marking a trioactors node of `protocol_version`,
+    with its full `node` name when given (left out if it would not fit)."""
+    marker = TRIOACTORS_EXTRA_PREFIX + str(protocol_version).encode("ascii")
+    if node:
+        longer = marker + b" " + node.encode("utf-8")
+        if len(longer) <= MAXSYMLEN:
+            return longer
+    return marker
+
+
+def _split_marker(extra: bytes) -> tuple[int, str | None] | None:
+    if not extra.startswith(TRIOACTORS_EXTRA_PREFIX):
+        return None
+    digits, space, node = extra[len(TRIOACTORS_EXTRA_PREFIX) :].partition(b" ")
+    if not digits or len(digits) > 10 or not digits.isdigit():
+        return None
+    if not space:
+        return int(digits), None
+    try:
+        text = node.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text or not text.isprintable() or " " in text:
+        return None
+    return int(digits), text
 
 
 def parse_trioactors_extra(extra: bytes) -> int | None:
     """The protocol version in a trioactors marker; None for anything else
     (an Erlang node's empty extra field, or another tool's)."""
-    if not extra.startswith(TRIOACTORS_EXTRA_PREFIX):
-        return None
-    digits = extra[len(TRIOACTORS_EXTRA_PREFIX) :]
-    if not digits or len(digits) > 10 or not digits.isdigit():
-        return None
-    return int(digits)
+    marker = _split_marker(extra)
+    return None if marker is None else marker[0]
+
+
+def parse_trioactors_node(extra: bytes) -> str | None:
+    """The full node name in a trioactors marker, if it carries one."""
+    marker = _split_marker(extra)
+    return None if marker is None else marker[1]
 
 
 # --------------------------------------------------------------------------- requests
