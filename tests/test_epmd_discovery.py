@@ -332,6 +332,9 @@ async def test_debug_log_level_shows_discovery_and_epmd_events(nursery: trio.Nur
             # The first discovery round (5 s after start) finds beta and dials it.
             r"DEBUG .*discovery: connecting to beta",
             r"DEBUG .*lookup beta -> trioactors node at 127\.0\.0\.1",
+            r"DEBUG .*handshake with node 'beta' at 127\.0\.0\.1:\d+: connected",
+            r"DEBUG .*handshake with node 'beta' .*: node 'beta' authenticated",
+            r"INFO .*connected to node 'beta'",
         ):
             await read_until(lines, pattern, seen)
         server.shutdown()

@@ -14,15 +14,18 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 import trio
+from helpers import ROOT, node_process
 
 import trioactors as ta
 from trioactors.cluster.discovery import registered_name
 from trioactors.cluster.node import Node
+from trioactors.wire import epmd_erlang as erl
 
 COOKIE = "per-host-epmd-test"
 H1, H2 = "127.0.0.1", "127.0.0.2"
@@ -237,3 +240,56 @@ async def test_per_host_lookup_and_discovery_through_a_real_epmd(
             await wait_node_up(beta, "alpha@127.0.0.1")
             assert await ask_echo(beta, "alpha@127.0.0.1") == ("echo", "alpha@127.0.0.1", "hi")
     ours.shutdown()
+
+
+@needs_two_hosts
+@pytest.mark.slow
+async def test_cli_node_and_ping_with_full_names(nursery: trio.Nursery, shared_port: int) -> None:
+    port = shared_port
+    await nursery.start(ta.serve_epmd, H1, port)
+    host2: ta.EpmdServer = await nursery.start(ta.serve_epmd, H2, port)
+    args = ("--listen", f"{H2}:0", "--epmd", f"{H2}:{port}")
+    async with node_process("alpha@127.0.0.2", *args, cookie=COOKIE) as child:
+        info = host2.lookup("alpha")
+        assert info is not None and info.node_name == "alpha@127.0.0.2"
+        env = {**os.environ, "TRIOACTORS_COOKIE": COOKIE}
+
+        async def ping(target: str) -> tuple[int, str]:
+            cmd = [sys.executable, "-m", "trioactors", "ping", target, "--epmd", f"{H1}:{port}"]
+            done = await trio.run_process(
+                cmd, env=env, cwd=str(ROOT), capture_stdout=True, capture_stderr=True, check=False
+            )
+            return done.returncode, (done.stdout + done.stderr).decode()
+
+        # H1's daemon does not know it: the ping asks H2's EPMD.
+        code, out = await ping("alpha@127.0.0.2")
+        assert (code, out.splitlines()[-1]) == (0, "pong"), out
+        code, out = await ping("alpha@127.0.0.1")
+        assert code == 1 and "not registered" in out, out
+        assert child.proc.returncode is None
+
+
+def test_alive2_marker_carries_the_full_name() -> None:
+    extra = erl.trioactors_extra(2, "alpha@h2")
+    assert extra == b"trioactors/2 alpha@h2"
+    assert erl.parse_trioactors_extra(extra) == 2
+    assert erl.parse_trioactors_node(extra) == "alpha@h2"
+    assert erl.parse_trioactors_node(b"trioactors/2") is None
+    too_long = "a@" + "h" * erl.MAXSYMLEN
+    assert erl.trioactors_extra(2, too_long) == b"trioactors/2"  # left out
+    for bad in (b"trioactors/2 ", b"trioactors/2 a b", b"trioactors/2 \xff"):
+        assert erl.parse_trioactors_extra(bad) is None
+
+
+@needs_two_hosts
+async def test_full_name_found_on_its_host_while_own_epmd_is_down(
+    nursery: trio.Nursery, shared_port: int
+) -> None:
+    port = shared_port
+    await nursery.start(ta.serve_epmd, H2, port)  # nothing on H1:port
+    async with (
+        ta.open_node("alpha@127.0.0.2", listen=f"{H2}:0", epmd=f"{H2}:{port}", cookie=COOKIE) as a2,
+        ta.open_node("client", epmd=f"{H1}:{port}", cookie=COOKIE) as client,
+    ):
+        a2.spawn(echo, name="echo")
+        assert await ask_echo(client, "alpha@127.0.0.2") == ("echo", "alpha@127.0.0.2", "hi")

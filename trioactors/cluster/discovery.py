@@ -33,10 +33,11 @@ from typing import Final
 import trio
 
 from ..epmd import EpmdClient, NodeInfo
+from ..epmd.resolve import find_node
 from ..errors import ConnectionFailed, EpmdError, EpmdUnavailable, NameTaken
 from ..wire.epmd_native import KIND_TRIOACTORS
 from ..wire.handshake import PROTOCOL_VERSION
-from ..wire.names import NodeAddress, format_host_port, is_loopback_host, parse_node
+from ..wire.names import is_loopback_host, parse_node
 from .kernel import NetKernel
 
 __all__ = ["DEFAULT_POLL_INTERVAL", "Discovery", "registered_name"]
@@ -84,7 +85,6 @@ class Discovery:
         # Queries get their own client: a lookup cut short by a connect timeout
         # must never disturb (or queue behind) the registration's keep-alives.
         self._query = EpmdClient(host, port, timeout=timeout)
-        self._timeout = timeout
         self._pause = trio.CancelScope()
         self._stopping = False
         self._stopped = trio.Event()
@@ -228,60 +228,20 @@ class Discovery:
         """The address of trioactors node `name`, or None.
 
         A full name ``alpha@h2`` not known to this node's daemon is asked of
-        the EPMD of host h2 (same EPMD port). Raises `ConnectionFailed` when
-        `name` is an Erlang node, or when h2's EPMD does not answer."""
-        address = parse_node(name)
-        info = await self._query.lookup(name)
-        full = address.alive is not None and address.host is not None and address.port is None
-        if info is None and full:
-            assert address.alive is not None
-            short = await self._query.lookup(address.alive)
-            if short is not None and short.node_name == name:
-                info = short  # registered by its short name with this daemon
-        if info is not None:
-            log.debug("connect to %s: EPMD at %s has it", name, self.address)
-            return self._address(name, info, self.address)
-        if not full:
-            log.debug("connect to %s: not registered with EPMD at %s", name, self.address)
+        the EPMD of host h2 (same EPMD port; see `trioactors.epmd.resolve`).
+        Raises `ConnectionFailed` when `name` is an Erlang node, `EpmdError`
+        when no daemon can tell."""
+        found = await find_node(name, self._query)
+        if found is None:
             return None
-        return await self._lookup_on_host(name, address)
-
-    async def _lookup_on_host(self, name: str, address: NodeAddress) -> tuple[str, int] | None:
-        # Erlang's way: the EPMD of the host in the name knows the short name.
-        assert address.alive is not None and address.host is not None
-        host, where = address.host, format_host_port(address.host, self.port)
-        log.debug("connect to %s: asking the EPMD of host %s (%s)", name, host, where)
-        client = EpmdClient(host, self.port, timeout=self._timeout)
-        try:
-            info = await client.lookup(address.alive)
-            if info is None or info.node_name != name:
-                # Registered in full: that daemon took itself for a central one.
-                info = await client.lookup(name) or info
-        except EpmdError as exc:
-            raise ConnectionFailed(
-                f"node {name!r} is not registered with EPMD at {self.address}, and the "
-                f"EPMD of host {host} at {where} cannot tell: {exc}"
-            ) from exc
-        finally:
-            await client.aclose()
-        if info is None:
-            log.debug("connect to %s: not registered with EPMD at %s either", name, where)
-            return None
-        found = self._address(name, info, where)
-        if is_loopback_host(found[0]) and not is_loopback_host(host):
-            # Registered for this host's eyes only; dial the host as Erlang does.
-            found = (host, found[1])
-        return found
-
-    def _address(self, name: str, info: NodeInfo, where: str) -> tuple[str, int]:
-        if info.kind != KIND_TRIOACTORS:
+        if found.info.kind != KIND_TRIOACTORS:
             log.debug("connect to %s: it is an Erlang node, skipped", name)
             raise ConnectionFailed(
-                f"node {name!r} is an Erlang node (registered with EPMD at {where}); "
+                f"node {name!r} is an Erlang node (registered with EPMD at {found.epmd}); "
                 "trioactors nodes connect to trioactors nodes only"
             )
-        log.debug("connect to %s: EPMD at %s says %s:%d", name, where, info.host, info.port)
-        return info.host, info.port
+        log.debug("connect to %s: EPMD at %s says %s:%d", name, found.epmd, *found.address)
+        return found.address
 
     async def list_nodes(self) -> list[NodeInfo]:
         """Everything the daemon knows."""
