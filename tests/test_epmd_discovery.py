@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -281,6 +282,10 @@ async def run_late_epmd(
         (["node", "n", "--epmd", "127.0.0.1:0"], "--epmd"),
         (["nodes", "--epmd", "127.0.0.1:99999"], "--epmd"),
         (["ping", "n", "--epmd", "127.0.0.1:99999"], "--epmd"),
+        (["node", "n", "--epmd", "h2:70000"], "--epmd"),
+        (["info", "n", "--epmd", "h2:70000"], "--epmd"),
+        (["node", "n", "--listen", ":65536"], "--listen"),
+        (["node", "n", "--listen", "h2:port"], "--listen"),
     ],
 )
 def test_out_of_range_ports_are_refused_naming_the_option(
@@ -292,6 +297,17 @@ def test_out_of_range_ports_are_refused_naming_the_option(
     err = capsys.readouterr().err
     assert f"argument {option}:" in err, err
     assert re.search("out of range|must be a number", err), err
+
+
+def test_cli_exits_with_status_2_on_an_out_of_range_port() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "trioactors", "node", "n", "--listen", "127.0.0.1:99999"],
+        capture_output=True,
+        cwd=str(ROOT),
+        timeout=60,
+    )
+    assert done.returncode == 2, done
+    assert b"port 99999 is out of range (0-65535)" in done.stderr, done.stderr
 
 
 async def test_out_of_range_ports_are_refused_by_the_api() -> None:
