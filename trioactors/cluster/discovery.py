@@ -172,19 +172,21 @@ class Discovery:
                 break
             try:
                 self.info = await register()
-            except EpmdUnavailable as exc:
-                log.debug("EPMD registration retry: %s", exc)
             except NameTaken as exc:
                 # The daemon is back, and someone has our name: keep trying,
                 # it may be a predecessor the daemon has not seen die yet.
-                log.warning("cannot register %s with EPMD: %s; retrying", self.kernel.name, exc)
                 delay = cap
-                continue
+                log.warning(
+                    "cannot register %s with EPMD: %s; retrying in %g s",
+                    self.kernel.name,
+                    exc,
+                    delay,
+                )
             except EpmdError as exc:
-                log.debug("EPMD registration retry: %s", exc)
+                delay = min(delay * 2, cap)
+                log.debug("EPMD registration retry: %s; next try in %g s", exc, delay)
             else:
                 return True
-            delay = min(delay * 2, cap)
         return False
 
     async def poll(self) -> None:
