@@ -25,7 +25,7 @@ import trio.lowlevel
 
 from ..cluster.node import DEFAULT_EPMD, EPMD_ENV, Node, open_node, read_cookie
 from ..errors import TrioActorsError
-from ..wire.names import parse_host_port
+from ..wire.names import format_host_port, parse_host_port
 
 __all__ = [
     "DEFAULT_EPMD",
@@ -281,8 +281,7 @@ async def _main(
                 ) as node,
                 trio.open_nursery() as nursery,
             ):
-                host, port = node.address
-                _status(f"node {node.name} listening on {host}:{port}")
+                _status(f"node {node.name} listening on {format_host_port(*node.address)}")
                 failed: list[BaseException] = []
                 if app is not None:
                     nursery.start_soon(_run_app, app, node, failed, nursery.cancel_scope)

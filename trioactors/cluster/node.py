@@ -554,7 +554,7 @@ async def open_node(
                             node = Node(system, kernel, spawner, address, discovery, peer_nodes)
                             register_builtins(node._rpc, node)
                             await system.start_server(Rex, node._rpc, name=REX)
-                            log.info("node %r listening on %s:%d", name, *address)
+                            log.info("node %r listening on %s", name, format_host_port(*address))
                             try:
                                 yield node
                             except BaseException as exc:
