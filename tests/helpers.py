@@ -26,6 +26,7 @@ import trio.lowlevel
 import trioactors as ta
 from trioactors.runtime.router import RemoteName
 from trioactors.wire.cbor import MessageCodec
+from trioactors.wire.names import parse_host_port
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The cookie `node_process` gives its children unless told otherwise.
@@ -176,6 +177,7 @@ class NodeProcess:
     proc: trio.Process
     name: str
     address: tuple[str, int]
+    banner: str  # the "node NAME listening on HOST:PORT" line
 
     @property
     def target(self) -> str:
@@ -221,8 +223,9 @@ async def node_process(
         assert proc.stdout is not None
         with trio.fail_after(20):
             line = await _read_line(proc.stdout, f"node {name} listening on ".encode())
-        host, _, port = line.decode().rpartition(" ")[2].rpartition(":")
-        yield NodeProcess(proc, name, (host, int(port)))
+        banner = line.decode()
+        host, port = parse_host_port(banner.rpartition(" ")[2])
+        yield NodeProcess(proc, name, (host, port), banner)
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -289,10 +289,12 @@ async def test_our_client_and_cli_against_real_epmd(real_epmd: int) -> None:
         await client.ping()
         assert client.protocol == "erlang"
         info = await client.register("pyside", "127.0.0.1", 7777)
-        assert info.kind == "erlang" and info.creation is not None
+        # Registered through ALIVE2, yet a trioactors node: the extra field says so.
+        assert info.kind == "trioactors" and info.creation is not None
         found = await client.lookup("pyside")
-        assert found is not None and found.port == 7777
+        assert found is not None and found.port == 7777 and found.kind == "trioactors"
         assert found.erlang is not None and found.erlang.node_type == 72  # hidden
+        assert found.erlang.extra == b"trioactors/1"
         assert [(n.name, n.port) for n in await client.list_nodes()] == [("pyside", 7777)]
         with pytest.raises(ta.NameTaken):
             async with ta.EpmdClient("127.0.0.1", real_epmd) as other:
@@ -303,7 +305,7 @@ async def test_our_client_and_cli_against_real_epmd(real_epmd: int) -> None:
         )
         out = result.stdout.decode()
         assert f"Erlang epmd at 127.0.0.1:{real_epmd}: 1 node" in out
-        assert re.search(r"pyside\s+127\.0\.0\.1\s+7777\s+erlang", out), out
+        assert re.search(r"pyside\s+127\.0\.0\.1\s+7777\s+trioactors", out), out
         await client.unregister("pyside")
         with trio.fail_after(5):
             while await client.list_nodes():  # noqa: ASYNC110 - polling the real epmd

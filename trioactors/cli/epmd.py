@@ -10,10 +10,21 @@ import signal
 import trio
 
 from ..epmd.server import DEFAULT_PORT, EpmdServer, serve_epmd
+from ..wire.names import parse_host_port
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "listen_port", "run"]
 
 log = logging.getLogger("trioactors.epmd")
+
+
+def listen_port(text: str) -> int:
+    """argparse type of ``--port``: 0-65535 (0 picks a free one), read by the
+    one address parser (`parse_host_port`)."""
+    try:
+        return parse_host_port(f"-:{text.strip()}", allow_zero=True)[1]
+    except ValueError as exc:
+        message = str(exc).removeprefix("address: ").replace(repr(f"-:{text.strip()}"), repr(text))
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def add_parser(
@@ -37,7 +48,7 @@ def add_parser(
     )
     parser.add_argument(
         "--port",
-        type=int,
+        type=listen_port,
         default=DEFAULT_PORT,
         help=f"port to listen on (default: {DEFAULT_PORT}; 0 picks a free one, logged at start)",
     )

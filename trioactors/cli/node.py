@@ -25,12 +25,15 @@ import trio.lowlevel
 
 from ..cluster.node import DEFAULT_EPMD, EPMD_ENV, Node, open_node, read_cookie
 from ..errors import TrioActorsError
+from ..wire.names import format_host_port, parse_host_port
 
 __all__ = [
     "DEFAULT_EPMD",
     "add_parser",
     "cookie_option",
+    "epmd_address",
     "epmd_option",
+    "listen_address",
     "load_app",
     "run",
     "tls_contexts",
@@ -40,10 +43,35 @@ __all__ = [
 log = logging.getLogger("trioactors.node")
 
 
+def epmd_address(text: str) -> str:
+    """argparse type of ``--epmd``: ``host:port`` (port 1-65535) or ``none``.
+
+    Checked when the options are parsed, so a bad value is an error naming
+    the option (exit 2) rather than a failure later on."""
+    if text.strip().lower() == "none":
+        return "none"
+    try:
+        parse_host_port(text, what="--epmd")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--epmd: ")) from None
+    return text
+
+
+def listen_address(text: str) -> str:
+    """argparse type of ``--listen``: ``host:port`` or ``:port`` (port 0-65535;
+    0 picks a free one)."""
+    try:
+        parse_host_port(text, what="--listen", default_host="0.0.0.0", allow_zero=True)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--listen: ")) from None
+    return text
+
+
 def epmd_option(parser: argparse.ArgumentParser) -> None:
     """Add ``--epmd`` (default ``$TRIOACTORS_EPMD`` or 127.0.0.1:4369)."""
     parser.add_argument(
         "--epmd",
+        type=epmd_address,
         default=os.environ.get(EPMD_ENV) or DEFAULT_EPMD,
         metavar="HOST:PORT",
         help="EPMD daemon for registration and discovery, or 'none' "
@@ -104,9 +132,15 @@ def add_parser(
             "down gracefully (exit 0). Prints 'node NAME listening on HOST:PORT' when up."
         ),
     )
-    parser.add_argument("name", metavar="NAME", help="the node's name (unique in the cluster)")
+    parser.add_argument(
+        "name",
+        metavar="NAME",
+        help="the node's name: 'name' (unique in its EPMD) or Erlang's 'name@host' "
+        "(registered as 'name' with that host's EPMD; peers ask it)",
+    )
     parser.add_argument(
         "--listen",
+        type=listen_address,
         default="127.0.0.1:0",
         metavar="HOST:PORT",
         help="address for peer connections (default: %(default)s, a free port)",
@@ -247,8 +281,7 @@ async def _main(
                 ) as node,
                 trio.open_nursery() as nursery,
             ):
-                host, port = node.address
-                _status(f"node {node.name} listening on {host}:{port}")
+                _status(f"node {node.name} listening on {format_host_port(*node.address)}")
                 failed: list[BaseException] = []
                 if app is not None:
                     nursery.start_soon(_run_app, app, node, failed, nursery.cancel_scope)

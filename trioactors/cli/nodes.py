@@ -12,6 +12,7 @@ from ..epmd.client import EpmdClient
 from ..epmd.server import DEFAULT_PORT
 from ..errors import EpmdError
 from ..wire.epmd_native import NodeInfo
+from ..wire.names import parse_host_port
 
 __all__ = ["add_parser", "default_epmd", "format_table", "parse_address", "run"]
 
@@ -24,20 +25,25 @@ def default_epmd() -> str:
 
 
 def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
-    """`host:port`, `host`, `:port` or `[v6addr]:port` -> (host, port)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or (host.count(":") and not host.startswith("[")):
-        host, port_text = text, ""
-    host = host.strip("[]") or "127.0.0.1"
-    if not port_text:
-        return host, default_port
+    """`host:port`, `host`, `:port` or `[v6addr]:port` -> (host, port), through
+    the one address parser (`parse_host_port`); ValueError naming ``--epmd``."""
+    stripped = text.strip()
+    if stripped and ":" not in stripped and not stripped.startswith("["):
+        stripped = f"{stripped}:{default_port}"  # a bare host: the default port
+    elif stripped.startswith("[") and stripped.endswith("]"):
+        stripped = f"{stripped}:{default_port}"  # a bare [v6addr]
     try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"invalid address {text!r}: expected HOST:PORT") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"invalid port in {text!r}")
-    return host, port
+        return parse_host_port(stripped, what="--epmd", default_host="127.0.0.1")
+    except ValueError as exc:
+        raise ValueError(str(exc).replace(repr(stripped), repr(text))) from None
+
+
+def _epmd_arg(text: str) -> str:
+    try:
+        parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--epmd: ")) from None
+    return text
 
 
 def add_parser(
@@ -54,6 +60,7 @@ def add_parser(
     )
     parser.add_argument(
         "--epmd",
+        type=_epmd_arg,
         default=None,
         metavar="HOST:PORT",
         help=f"the daemon (default: ${ENV_EPMD} or 127.0.0.1:{DEFAULT_PORT})",

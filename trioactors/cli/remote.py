@@ -14,6 +14,7 @@ import attrs
 
 from ..cluster.node import Node, open_node, read_cookie
 from ..epmd import EpmdClient
+from ..epmd.resolve import find_node
 from ..errors import ConnectionFailed
 from ..wire.names import NodeAddress, parse_host_port, parse_node
 from .node import cookie_option, epmd_option, tls_contexts, tls_options
@@ -82,14 +83,15 @@ async def connected(remote: Remote) -> AsyncIterator[tuple[Node, str]]:
         host, port = parse_host_port(remote.epmd, what="--epmd")
         client = EpmdClient(host, port, timeout=remote.timeout)
         try:
-            info = await client.lookup(remote.label)
+            found = await find_node(remote.label, client)
         finally:
             await client.aclose()
-        if info is None:
-            raise ConnectionFailed(
-                f"node {remote.label!r} is not registered with EPMD at {remote.epmd}"
-            )
-        address = (info.host, info.port)
+        if found is None:
+            where = remote.epmd
+            if target.host is not None:
+                where += f" nor with the EPMD of host {target.host}"
+            raise ConnectionFailed(f"node {remote.label!r} is not registered with EPMD at {where}")
+        address = found.address
     async with open_node(
         f"cli-{secrets.token_hex(4)}",
         epmd=None,
@@ -102,6 +104,15 @@ async def connected(remote: Remote) -> AsyncIterator[tuple[Node, str]]:
         host, port = address
         if target.alive is None:
             name = await me.connect(f"{host}:{port}")
+        elif target.host is not None and target.port is None:
+            # A full name: the node at that address must call itself so.
+            name = await me.connect(f"{host}:{port}")
+            if name != target.name:
+                me.disconnect(name)
+                raise ConnectionFailed(
+                    f"node {remote.label!r} was looked up, but the node at {host}:{port} "
+                    f"is {name!r}"
+                )
         else:
             name = await me.connect(f"{target.alive}@{host}:{port}")
         yield me, name

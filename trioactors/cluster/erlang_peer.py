@@ -46,12 +46,15 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
+from ..epmd import EpmdClient
+from ..epmd.resolve import find_node
 from ..errors import ConnectionFailed, NotSerializable, ProtocolError, TrioActorsError
 from ..otp.gen_server import Caller, GenServer
 from ..runtime.messages import GEN_CALL, GEN_CAST, Crash, Down, Exit
 from ..runtime.process import _classify
 from ..runtime.router import RemoteName
 from ..wire import erldist_control as c
+from ..wire.epmd_native import KIND_ERLANG
 from ..wire.erldist_framing import encode_packet
 from ..wire.erldist_handshake import (
     DEFAULT_FLAGS,
@@ -589,25 +592,21 @@ class ErlangPeers:
         return (Atom("call"), Atom(module), Atom(function), args, self.group_leader)
 
     async def lookup(self, name: str) -> tuple[str, int, bool] | None:
-        """(host, port, is_erlang) of node ``alive@host``, from that host's EPMD."""
-        from ..epmd import EpmdClient
-        from ..wire.epmd_native import KIND_ERLANG
-
-        alive, _, host = name.partition("@")
+        """(host, port, is_erlang) of node ``alive@host``: asked of the node's
+        own EPMD, then of the EPMD of `host` (`trioactors.epmd.resolve`)."""
         discovery = self.kernel.discovery
-        if discovery is not None and host == discovery.host:
-            # Our own EPMD: its query connection knows the protocol already.
-            info = await discovery.lookup_info(alive)
+        if discovery is not None:
+            found = await find_node(name, discovery.query)
         else:
-            port = discovery.port if discovery is not None else self.epmd_port
-            client = EpmdClient(host, port, timeout=self.kernel.connect_timeout)
+            host = name.partition("@")[2]
+            client = EpmdClient(host, self.epmd_port, timeout=self.kernel.connect_timeout)
             try:
-                info = await client.lookup(alive)
+                found = await find_node(name, client)
             finally:
                 await client.aclose()
-        if info is None:
+        if found is None:
             return None
-        return host, info.port, info.kind == KIND_ERLANG
+        return *found.address, found.info.kind == KIND_ERLANG
 
     async def dial(
         self, host: str, port: int, expected: str

@@ -235,9 +235,13 @@ class NetKernel:
         except EpmdError as exc:
             raise ConnectionFailed(f"cannot look up node {peer.name!r}: {exc}") from exc
         if found is None:
+            host = _host_part(peer.name)
+            where = f"EPMD at {self.discovery.address}"
+            if host is not None:
+                where += f" nor with the EPMD of host {host}"
             raise ConnectionFailed(
-                f"node {peer.name!r} is not registered with EPMD; is it running "
-                "and using the same EPMD?"
+                f"node {peer.name!r} is not registered with {where}; is it running "
+                "and using the same EPMD (port)?"
             )
         return found
 
@@ -250,6 +254,13 @@ class NetKernel:
             raise ConnectionFailed(
                 f"cannot reach {what} at {host}:{port}: {exc.strerror or exc}"
             ) from exc
+        log.debug(
+            "handshake with %s at %s:%d: connected, %s",
+            what,
+            host,
+            port,
+            "starting TLS" if self._tls_client is not None else "sending hello",
+        )
         try:
             if self._tls_client is not None:
                 stream = await wrap_tls(
@@ -263,9 +274,11 @@ class NetKernel:
                 expected_peer=expected,
             )
             outcome = await run_handshake(stream, machine)
-        except BaseException:
+        except BaseException as exc:
+            log.debug("handshake with %s at %s:%d failed: %r", what, host, port, exc)
             await trio.aclose_forcefully(stream)
             raise
+        log.debug("handshake with %s at %s:%d: %s", what, host, port, _outcome(outcome))
         return stream, machine, outcome
 
     def _dial_error(self, what: str, exc: BaseException) -> BaseException:
@@ -407,6 +420,7 @@ class NetKernel:
     async def handle_incoming(self, stream: trio.abc.Stream) -> None:
         """Serve one accepted TCP connection (the listener's handler)."""
         where = _remote_address(stream)
+        log.debug("handshake from %s: accepted a connection", where)
         claimed: list[Peer] = []
         try:
             if self._tls is not None:
@@ -445,6 +459,7 @@ class NetKernel:
             log.debug("declined node connection from %s: %s", where, outcome.reason)
             await trio.aclose_forcefully(stream)
             return
+        log.debug("handshake from %s: %s", where, _outcome(outcome))
         await self._attach(claimed[0], stream, machine.trailing_data(), outcome.peer.creation)
 
     def _foreign_reason(self, sniffed: Sniffed) -> str:
@@ -599,3 +614,18 @@ def _remote_address(stream: trio.abc.Stream) -> str:
     except OSError:
         return "?"
     return f"{host}:{port}"
+
+
+def _host_part(name: str) -> str | None:
+    try:
+        address = parse_node(name)
+    except ValueError:
+        return None
+    return address.host if address.port is None else None
+
+
+def _outcome(outcome: HandshakeEstablished | Refused) -> str:
+    if isinstance(outcome, Refused):
+        return f"refused ({outcome.reason}: {outcome.detail})"
+    peer = outcome.peer
+    return f"node {peer.name!r} authenticated (creation {peer.creation}, protocol {peer.version})"

@@ -50,7 +50,7 @@ from ..runtime.process import NODEDOWN
 from ..wire.cbor import MessageRegistry
 from ..wire.etf import Atom
 from ..wire.framing import DEFAULT_MAX_FRAME_SIZE
-from ..wire.names import MAX_NAME, format_host_port, parse_host_port, valid_alive
+from ..wire.names import format_host_port, parse_host_port, parse_node_name
 from ..wire.terms import Pid, Ref
 from .discovery import DEFAULT_POLL_INTERVAL, Discovery
 from .erlang_peer import NET_KERNEL, ErlangNetKernel, ErlangPeers, erlang_group_leader
@@ -474,20 +474,6 @@ class Node(_SystemAPI):
         return self._services.groups.demonitor_group(ref)
 
 
-def _valid_node_name(name: str) -> bool:
-    """'name' or the full name 'name@host' (Erlang's form)."""
-    alive, at, host = name.partition("@")
-    if not at:
-        return valid_alive(name)
-    return (
-        valid_alive(alive)
-        and 0 < len(host)
-        and len(name) <= MAX_NAME
-        and host.isprintable()
-        and not any(ch in host for ch in "@: \t")
-    )
-
-
 def _default_creation() -> int:
     # Milliseconds: a restarted node gets a different creation (equality is
     # all that matters, so the 32-bit wrap every 49 days is harmless).
@@ -515,6 +501,10 @@ async def open_node(
 ) -> AsyncIterator[Node]:
     """Run a cluster node named `name` for the duration of the block.
 
+    - `name`: a short name (``"alpha"``, unique in the EPMD daemon) or an
+      Erlang-style full name (``"alpha@h2"``: registered as ``alpha`` with
+      h2's own EPMD, so ``alpha@h1`` may run too; peers reach it by asking
+      h2's EPMD). Pids of the node carry this name.
     - `listen`: "host:port" for peer connections (port 0 picks a free one).
     - `epmd`: "host:port" of the EPMD daemon to register with and discover
       peers through (default: ``$TRIOACTORS_EPMD``, else 127.0.0.1:4369), or
@@ -532,15 +522,13 @@ async def open_node(
     - `creation`: which incarnation of the node this is (default: from the
       clock, so a restarted node's pids differ from its predecessor's).
 
-    Raises `ta.NameTaken` if EPMD has a live node of that name and
-    `ta.EpmdUnavailable` if no daemon answers.
+    Raises `ta.NameTaken` if EPMD has a live node of that name. When no EPMD
+    daemon answers, the node starts anyway (with a warning) and registers as
+    soon as one does, retrying with backoff up to `epmd_keepalive` seconds.
     """
-    if not isinstance(name, str) or not _valid_node_name(name):
-        raise ValueError(
-            f"a node name is 1-{MAX_NAME} printable characters without ':' or spaces, "
-            f"either 'name' or a full name 'name@host' (an Erlang cluster needs one), "
-            f"got {name!r}"
-        )
+    if not isinstance(name, str):
+        raise ValueError(f"a node name is 'name' or 'name@host', got {name!r}")
+    parse_node_name(name)
     if (tls is None) != (tls_client is None):
         raise ValueError(
             "TLS needs both contexts: tls= for connections this node accepts and "
@@ -618,7 +606,7 @@ async def open_node(
                                 await system.start_server(ErlangNetKernel, name=NET_KERNEL)
                                 erlang.group_leader = system.spawn(erlang_group_leader)
                             await system.start_server(Rex, node._rpc, name=REX)
-                            log.info("node %r listening on %s:%d", name, *address)
+                            log.info("node %r listening on %s", name, format_host_port(*address))
                             try:
                                 yield node
                             except BaseException as exc:

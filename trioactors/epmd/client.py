@@ -20,6 +20,13 @@ keep-alive interval. One-shot requests (`lookup`, `list_nodes`, `ping`,
 The protocol is detected once per client: the native preamble is sent first,
 and a daemon that hangs up instead of answering it is a real epmd (see
 `protocol.py`); from then on Erlang requests are used.
+
+A registration lives as long as the connection that made it (on both kinds of
+daemon, as in epmd): when this client's connection breaks, it reconnects and
+registers again at once. On a real epmd the node registers with ALIVE2 and
+marks itself as a trioactors node in the extra field (`trioactors_extra`), and
+`lookup`/`list_nodes` tell trioactors nodes (``kind="trioactors"``) from
+Erlang nodes (``kind="erlang"``) by that marker.
 """
 
 from __future__ import annotations
@@ -39,16 +46,21 @@ from ..errors import EpmdError, EpmdUnavailable, NameTaken, ProtocolError
 from ..wire.epmd_erlang import (
     NAMES_REQ,
     ErlangNodeFields,
+    Port2Result,
     encode_alive2_req,
     encode_port2_req,
     encode_request,
     parse_alive2_resp,
     parse_names_resp,
     parse_port2_resp,
+    parse_trioactors_extra,
+    parse_trioactors_node,
+    trioactors_extra,
     valid_node_name,
 )
 from ..wire.epmd_native import (
     KIND_ERLANG,
+    KIND_TRIOACTORS,
     MAX_RESPONSE_SIZE,
     PREAMBLE_SIZE,
     Alive,
@@ -133,6 +145,8 @@ class EpmdClient:
         keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL,
         timeout: float = 5.0,
     ) -> None:
+        if type(port) is not int or not 0 < port <= 65535:
+            raise ValueError(f"EPMD port {port!r} is out of range (1-65535)")
         self.host = host
         self.port = port
         self.keepalive_interval = keepalive_interval
@@ -145,6 +159,9 @@ class EpmdClient:
         self._stack: contextlib.AsyncExitStack | None = None
         self._nursery: trio.Nursery | None = None
         self._keepalive_running = False
+        # Set when a connection holding registrations is dropped, so the
+        # keep-alive task registers again at once, not an interval later.
+        self._dropped = trio.Event()
 
     def __repr__(self) -> str:
         return f"EpmdClient({self.host!r}, {self.port})"
@@ -220,32 +237,40 @@ class EpmdClient:
         _check_name(name)
         if await self._detect() == NATIVE:
             resp = await self._native(lambda rid: Lookup(rid, name))
-            return _expect(resp, Found).node
-        data = await self._erlang_exchange(encode_port2_req(name))
-        try:
-            result = parse_port2_resp(data)
-        except ProtocolError as exc:
-            raise EpmdError(f"EPMD at {self.address} answered PORT_PLEASE2 badly: {exc}") from exc
-        if result is None:
-            return None
-        return NodeInfo(
-            name=result.name,
-            host=self.host,
-            port=result.port,
-            kind=KIND_ERLANG,
-            protocol_version=0,
-            erlang=result.fields,
-        )
+            found = _expect(resp, Found).node
+            log.debug("EPMD at %s: lookup %s -> %s", self.address, name, _brief(found))
+            return found
+        result = await self._erlang_port2(name)
+        info = None if result is None else self._erlang_info(result)
+        log.debug("EPMD at %s: lookup %s -> %s", self.address, name, _brief(info))
+        return info
 
     async def list_nodes(self) -> list[NodeInfo]:
-        """Every registered node (newest first, as the daemon lists them)."""
+        """Every registered node (newest first, as the daemon lists them).
+
+        Each node's `kind` says whether it is a trioactors or an Erlang node.
+        On a real epmd that takes a PORT_PLEASE2 request per name (NAMES
+        lists names and ports only); a node gone in between is left out.
+        """
         if await self._detect() == NATIVE:
             resp = await self._native(ListNodes)
-            return list(_expect(resp, NodeList).nodes)
-        return [
-            NodeInfo(name=n, host=self.host, port=p, kind=KIND_ERLANG, protocol_version=0)
-            for n, p in await self._erlang_names()
-        ]
+            nodes = list(_expect(resp, NodeList).nodes)
+        else:
+            nodes = []
+            for name, port in await self._erlang_names():
+                try:
+                    result = await self._erlang_port2(name)
+                except EpmdUnavailable:
+                    raise
+                except EpmdError as exc:
+                    log.debug("EPMD at %s: PORT_PLEASE2 %s failed: %s", self.address, name, exc)
+                    result = None
+                if result is not None:
+                    nodes.append(self._erlang_info(result))
+                else:
+                    log.debug("EPMD at %s: %s (port %d) left meanwhile", self.address, name, port)
+        log.debug("EPMD at %s lists %d node(s)", self.address, len(nodes))
+        return nodes
 
     async def register(
         self,
@@ -279,6 +304,7 @@ class EpmdClient:
             name, host, port, protocol_version, tuple(capabilities), meta,
             secrets.token_bytes(16), NodeInfo(name, host, port),
         )  # fmt: skip
+        log.debug("registering %s at %s:%d with EPMD at %s", name, host, port, self.address)
         if await self._detect() == NATIVE:
             reg.info = await self._native_register(reg)
             self._registrations[name] = reg
@@ -291,14 +317,23 @@ class EpmdClient:
                 name=name,
                 host=host,
                 port=port,
-                kind=KIND_ERLANG,
-                protocol_version=0,
+                kind=KIND_TRIOACTORS,
+                protocol_version=protocol_version,
+                capabilities=reg.capabilities,
+                metadata=meta,
                 creation=creation,
-                erlang=ErlangNodeFields(),
+                erlang=_alive2_fields(reg),
             )
             self._registrations[name] = reg
             reg.scope = trio.CancelScope()
             self._nursery.start_soon(self._hold_alive2, reg, stream)
+        log.info(
+            "registered %s with %s at %s (creation %s)",
+            name,
+            "the trioactors EPMD" if self._protocol == NATIVE else "Erlang's epmd",
+            self.address,
+            reg.info.creation,
+        )
         return reg.info
 
     async def unregister(self, name: str) -> None:
@@ -390,6 +425,9 @@ class EpmdClient:
     async def _drop_conn(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
+            if any(r.scope is None for r in self._registrations.values()):
+                # Our registrations went with the connection: register again.
+                self._dropped.set()
             await conn.stream.aclose()
 
     # -- native protocol
@@ -417,6 +455,7 @@ class EpmdClient:
                 try:
                     return await self._exchange(conn, make)
                 except (_Gone, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    log.debug("connection to EPMD at %s lost: %s", self.address, exc or "closed")
                     await self._drop_conn()
                     # A reused connection may have been closed by the daemon
                     # (idle timeout, restart): one retry on a fresh one.
@@ -448,14 +487,20 @@ class EpmdClient:
 
     async def _keepalive_loop(self) -> None:
         delay = self.keepalive_interval
+        failing = False
         while True:
-            await trio.sleep(delay)
+            # Only drops after the last round count: a round's own failures
+            # wait for the backoff delay.
+            self._dropped = trio.Event()
+            with trio.move_on_after(delay):
+                await self._dropped.wait()
             names = [n for n, r in self._registrations.items() if r.scope is None]
             if not names:
                 continue
             try:
                 unknown: list[str] = []
                 for batch in _batches(names):
+                    # A fresh connection registers everything again first.
                     resp = await self._native(functools.partial(KeepAlive, names=batch))
                     unknown.extend(_expect(resp, Alive).unknown)
                 for name in unknown:
@@ -464,10 +509,20 @@ class EpmdClient:
                         reg.info = await self._native_register(reg)
                         log.info("re-registered %s with EPMD at %s", name, self.address)
             except (EpmdError, NameTaken) as exc:
-                # Daemon down or restarting: try again soon, then every interval.
-                log.warning("EPMD keep-alive failed: %s", exc)
+                # Daemon down or restarting: try again soon, then every
+                # interval; one warning per outage, the retries at debug.
+                if not failing:
+                    log.warning(
+                        "EPMD keep-alive failed: %s; retrying until the daemon is back", exc
+                    )
+                else:
+                    log.debug("EPMD keep-alive failed again: %s", exc)
+                failing = True
                 delay = min(self.keepalive_interval, max(delay / 4, 0.05))
                 continue
+            if failing:
+                log.info("EPMD at %s answers again", self.address)
+            failing = False
             delay = self.keepalive_interval
 
     # -- Erlang protocol
@@ -488,6 +543,28 @@ class EpmdClient:
         finally:
             await stream.aclose()
 
+    async def _erlang_port2(self, name: str) -> Port2Result | None:
+        data = await self._erlang_exchange(encode_port2_req(name))
+        try:
+            return parse_port2_resp(data)
+        except ProtocolError as exc:
+            raise EpmdError(f"EPMD at {self.address} answered PORT_PLEASE2 badly: {exc}") from exc
+
+    def _erlang_info(self, result: Port2Result) -> NodeInfo:
+        # The extra field tells a trioactors node from an Erlang one; the host
+        # is epmd's own (it registers local nodes only).
+        version = parse_trioactors_extra(result.fields.extra)
+        node = parse_trioactors_node(result.fields.extra)
+        return NodeInfo(
+            name=result.name,
+            host=self.host,
+            port=result.port,
+            kind=KIND_ERLANG if version is None else KIND_TRIOACTORS,
+            protocol_version=0 if version is None else version,
+            metadata={} if node is None else {"node": node},
+            erlang=result.fields,
+        )
+
     async def _erlang_names(self) -> list[tuple[str, int]]:
         data = await self._erlang_exchange(encode_request(bytes((NAMES_REQ,))))
         try:
@@ -499,7 +576,7 @@ class EpmdClient:
         stream = await self._open()
         try:
             with trio.fail_after(self.timeout):
-                await stream.send_all(encode_alive2_req(reg.name, reg.port))
+                await stream.send_all(encode_alive2_req(reg.name, reg.port, _alive2_fields(reg)))
                 buf = b""
                 while (parsed := parse_alive2_resp(buf)) is None:
                     data = await stream.receive_some(64)
@@ -530,9 +607,14 @@ class EpmdClient:
                 try:
                     async with stream:
                         await stream.receive_some(1)
-                except (trio.BrokenResourceError, OSError):
-                    pass
-                log.warning("EPMD at %s dropped the registration of %s", self.address, reg.name)
+                except (trio.BrokenResourceError, OSError) as exc:
+                    log.debug("ALIVE2 connection to EPMD at %s lost: %s", self.address, exc)
+                log.warning(
+                    "EPMD at %s dropped the registration of %s; registering again as soon "
+                    "as it answers",
+                    self.address,
+                    reg.name,
+                )
                 while True:
                     await trio.sleep(min(self.keepalive_interval, 1.0))
                     try:
@@ -560,6 +642,18 @@ def _batches(names: list[str]) -> Iterator[tuple[str, ...]]:
         size += n
     if batch:
         yield tuple(batch)
+
+
+def _alive2_fields(reg: _Registration) -> ErlangNodeFields:
+    # A hidden node (Erlang nodes must not try to connect over their own
+    # distribution protocol), marked as trioactors for other trioactors nodes.
+    return ErlangNodeFields(extra=trioactors_extra(reg.protocol_version, reg.metadata.get("node")))
+
+
+def _brief(info: NodeInfo | None) -> str:
+    if info is None:
+        return "not registered"
+    return f"{info.kind} node at {info.host}:{info.port}"
 
 
 def _register_req(rid: int, reg: _Registration) -> Register:

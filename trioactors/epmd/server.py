@@ -10,11 +10,15 @@ One name space serves both protocols: a native registration shows in Erlang's
 NAMES and PORT_PLEASE2 answers (as a hidden node), an Erlang registration in
 the native ListNodes and Lookup answers.
 
-Lifetimes: an Erlang registration lives as long as its ALIVE2 connection (as
-in epmd; after a refused ALIVE2 epmd keeps the connection open too, until the
-peer closes it or sends more); a native one as long as keep-alives arrive (any
-connection of the same client may refresh or take it over with the client's
-token), and it is removed `keepalive_timeout` seconds after the last one.
+Lifetimes: a registration lives as long as the connection that made it, as
+in epmd: an Erlang one its ALIVE2 connection (after a refused ALIVE2 epmd keeps
+the connection open too, until the peer closes it or sends more), a native one
+the connection its ``register`` came over, so the name of a node killed with
+SIGKILL is free the moment its kernel closes the socket. A native client that
+reconnects may take its registration over with its token (the old connection
+may be half-open, not yet seen to close). As the fallback for a half-open
+connection that never closes, a native registration is also removed
+`keepalive_timeout` seconds after its last keep-alive.
 Every connection that breaks a protocol rule, or sends a partial request and
 then nothing for `packet_timeout` seconds, is closed with a log line; nothing
 else is touched.
@@ -49,6 +53,9 @@ from ..wire.epmd_erlang import (
     encode_names_header,
     encode_names_line,
     encode_port2_resp,
+    parse_trioactors_extra,
+    parse_trioactors_node,
+    trioactors_extra,
 )
 from ..wire.epmd_native import (
     KIND_ERLANG,
@@ -104,7 +111,9 @@ class _Entry:
 
     @property
     def native(self) -> bool:
-        return self.info.kind == KIND_TRIOACTORS
+        # Registered over the native protocol (a trioactors node registered
+        # through ALIVE2 has kind "trioactors" but Erlang's lifetime rules).
+        return self.info.erlang is None
 
 
 def _bump(counter: int) -> int:
@@ -289,8 +298,10 @@ class EpmdServer:
                         # A peer going away breaks no rule: info, not warning.
                         log.info("closed connection from %s: connection lost (%s)", conn.peer, exc)
         finally:
+            # The registering connection is the registration's lifetime, for
+            # both protocols (a crashed node's kernel closes its sockets).
             for entry in list(self._registry.nodes.values()):
-                if entry.owner is conn and not entry.native:
+                if entry.owner is conn:
                     self._remove(entry.info.name, "its EPMD connection closed")
 
     async def _receive(self, conn: _Conn, limit: float, what: str) -> bytes:
@@ -513,12 +524,14 @@ class EpmdServer:
         entry: _Entry | None = None
         if refusal is None:
             fields = req.fields
+            version = parse_trioactors_extra(fields.extra)
             info = NodeInfo(
                 name=name,
                 host=conn.peer.rsplit(":", 1)[0],
                 port=req.port,
-                kind=KIND_ERLANG,
-                protocol_version=0,
+                kind=KIND_ERLANG if version is None else KIND_TRIOACTORS,
+                protocol_version=0 if version is None else version,
+                metadata=_node_metadata(parse_trioactors_node(fields.extra)),
                 erlang=fields,
             )
             entry = self._add(info, conn)
@@ -537,9 +550,20 @@ class EpmdServer:
 
 
 def _erlang_view(entry: _Entry) -> ErlangNodeFields:
-    # What Erlang nodes are told about a native node: a hidden node speaking
-    # distribution versions 5..6 (they cannot connect to it, nor should they try).
-    return entry.info.erlang if entry.info.erlang is not None else ErlangNodeFields()
+    # What Erlang-protocol clients are told about a native node: a hidden node
+    # speaking distribution versions 5..6 (Erlang nodes cannot connect to it,
+    # nor should they try), marked as trioactors in the extra field the way a
+    # node registered through ALIVE2 marks itself.
+    if entry.info.erlang is not None:
+        return entry.info.erlang
+    info = entry.info
+    return ErlangNodeFields(
+        extra=trioactors_extra(info.protocol_version, info.metadata.get("node"))
+    )
+
+
+def _node_metadata(node: str | None) -> dict[str, str]:
+    return {} if node is None else {"node": node}
 
 
 async def serve_epmd(
@@ -566,6 +590,9 @@ async def serve_epmd(
     - `allow_remote_register`: accept native registrations from non-loopback
       peers (Erlang's ALIVE2 is loopback-only, always, as in epmd).
     """
+    if type(port) is not int or not 0 <= port <= 65535:
+        # The socket layer would wrap 99999 to 34463: refuse it instead.
+        raise ValueError(f"EPMD port {port!r} is out of range (0-65535; 0 picks a free one)")
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]
     server = EpmdServer(

@@ -11,6 +11,16 @@ length 0 or of `INBUF_SIZE - 2` bytes or more is refused before its body is
 read, node names are 1..255 characters of valid UTF-8 (up to `MAXSYMLEN`
 bytes) without NUL, the extra field is at most `MAXSYMLEN` bytes.
 
+trioactors nodes registered through ALIVE2 mark themselves in the extra
+field: ``b"trioactors/"`` followed by the decimal trioactors distribution
+protocol version (e.g. ``b"trioactors/2"``), then, for a node whose full name
+differs from the registered one (``alpha@h2`` registered as ``alpha``), a
+space and that full name: ``b"trioactors/2 alpha@h2"``; see
+`trioactors_extra`, `parse_trioactors_extra` and `parse_trioactors_node`.
+Erlang nodes send an empty extra field and ignore other nodes' (OTP 25
+neither reads nor checks it), so the marker is how a trioactors node tells
+its kind apart from an Erlang node's in a PORT2_RESP.
+
 This module only turns bytes into request records and records into bytes;
 the daemon (`server.py`) and the client (`client.py`) do the I/O.
 """
@@ -40,6 +50,7 @@ __all__ = [
     "PORT2_REQ",
     "PORT2_RESP",
     "STOP_REQ",
+    "TRIOACTORS_EXTRA_PREFIX",
     "Alive2Req",
     "DumpReq",
     "ErlangNodeFields",
@@ -64,6 +75,9 @@ __all__ = [
     "parse_names_resp",
     "parse_port2_resp",
     "parse_request",
+    "parse_trioactors_extra",
+    "parse_trioactors_node",
+    "trioactors_extra",
     "valid_node_name",
 ]
 
@@ -85,6 +99,9 @@ INBUF_SIZE: Final = 3 * MAXSYMLEN  # epmd's read buffer; bounds the request size
 MAX_NAME_CHARS: Final = 255
 ERROR_CREATION: Final = 99  # what epmd puts in a refused ALIVE2 response
 
+#: How the extra field of a trioactors node's ALIVE2_REQ starts.
+TRIOACTORS_EXTRA_PREFIX: Final = b"trioactors/"
+
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 
@@ -98,6 +115,47 @@ class ErlangNodeFields:
     highest_version: int = 6
     lowest_version: int = 5
     extra: bytes = b""
+
+
+def trioactors_extra(protocol_version: int, node: str | None = None) -> bytes:
+    """The ALIVE2 extra field marking a trioactors node of `protocol_version`,
+    with its full `node` name when given (left out if it would not fit)."""
+    marker = TRIOACTORS_EXTRA_PREFIX + str(protocol_version).encode("ascii")
+    if node:
+        longer = marker + b" " + node.encode("utf-8")
+        if len(longer) <= MAXSYMLEN:
+            return longer
+    return marker
+
+
+def _split_marker(extra: bytes) -> tuple[int, str | None] | None:
+    if not extra.startswith(TRIOACTORS_EXTRA_PREFIX):
+        return None
+    digits, space, node = extra[len(TRIOACTORS_EXTRA_PREFIX) :].partition(b" ")
+    if not digits or len(digits) > 10 or not digits.isdigit():
+        return None
+    if not space:
+        return int(digits), None
+    try:
+        text = node.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text or not text.isprintable() or " " in text:
+        return None
+    return int(digits), text
+
+
+def parse_trioactors_extra(extra: bytes) -> int | None:
+    """The protocol version in a trioactors marker; None for anything else
+    (an Erlang node's empty extra field, or another tool's)."""
+    marker = _split_marker(extra)
+    return None if marker is None else marker[0]
+
+
+def parse_trioactors_node(extra: bytes) -> str | None:
+    """The full node name in a trioactors marker, if it carries one."""
+    marker = _split_marker(extra)
+    return None if marker is None else marker[1]
 
 
 # --------------------------------------------------------------------------- requests

@@ -153,6 +153,12 @@ class NodeInfo:
     creation: int | None = None
     erlang: ErlangNodeFields | None = None
 
+    @property
+    def node_name(self) -> str:
+        """The node's own name: its full name (``alpha@h2``, from the
+        ``node`` metadata) when it registered only its short one, else `name`."""
+        return self.metadata.get("node") or self.name
+
     def to_wire(self) -> dict[str, Any]:
         """The CBOR map of this node."""
         out: dict[str, Any] = {

@@ -18,11 +18,21 @@ IPv6 hosts are written in brackets: ``alpha@[::1]:5000``, ``[::1]:4369``.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Final
 
 import attrs
 
-__all__ = ["MAX_NAME", "NodeAddress", "parse_host_port", "parse_node", "valid_alive"]
+__all__ = [
+    "MAX_NAME",
+    "NodeAddress",
+    "format_host_port",
+    "is_loopback_host",
+    "parse_host_port",
+    "parse_node",
+    "parse_node_name",
+    "valid_alive",
+]
 
 #: The longest node name (Erlang's limit for the part before ``@``, too).
 MAX_NAME: Final = 255
@@ -146,3 +156,30 @@ def parse_node(text: str) -> NodeAddress:
 def format_host_port(host: str, port: int) -> str:
     """``host:port`` as `parse_host_port` reads it back (IPv6 in brackets)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_node_name(text: str) -> NodeAddress:
+    """A node's own name: ``alpha`` (a short name, unique in its EPMD) or
+    ``alpha@host`` (Erlang's full name: `alive` registered with the EPMD of
+    `host`). ValueError for anything else (a name cannot carry a port)."""
+    try:
+        address = parse_node(text)
+    except ValueError:
+        address = None
+    if address is None or address.alive is None or address.port is not None:
+        raise ValueError(
+            f"a node name is 'name' or 'name@host' (name: 1-{MAX_NAME} printable "
+            f"characters without '@', ':' or spaces), got {text!r}"
+        )
+    return address
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1): a
+    host that is this machine whichever machine asks."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
