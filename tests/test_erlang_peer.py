@@ -555,3 +555,13 @@ async def test_node_rpc_into_erlang_is_erlangs_rpc_call(tmp_path: Path) -> None:
         with pytest.raises(ta.CallFailed, match="nodedown"):
             await node.rpc(f"nobody@{HOST}", "erlang:node")
         assert erl.name == E1
+
+
+@needs_erlang
+async def test_spawn_on_an_erlang_node_is_refused_clearly(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as (node, erl):
+        with pytest.raises(ta.SpawnFailed, match="it is an Erlang node"):
+            await node.spawn_on(E1, "anything")
+        # The connection is unharmed.
+        assert await node.rpc(E1, "erlang:node") == Atom(E1)
+        assert not any("incompatible" in line for line in erl.lines)

@@ -81,6 +81,12 @@ class RemoteSpawn:
             node = await kernel.connect(node)
         except ConnectionFailed as exc:
             raise SpawnFailed(f"cannot spawn {name!r} on node {node!r}: {exc}") from exc
+        peer = kernel.peers.get(node)
+        if peer is not None and peer.kind == "erlang":
+            raise SpawnFailed(
+                f"cannot spawn {name!r} on node {node!r}: it is an Erlang node, which "
+                "starts no trioactors spawnables; call or rpc into it instead"
+            )
         ref = Ref.of(kernel.name, kernel.creation, next(self._refs))
         frame = p.RECORDS.frame(kernel.codec, p.SpawnRequest(ref, name, list(args), link_to))
         wait = self._waits[ref] = _SpawnWait(node, link_to)
