@@ -565,3 +565,16 @@ async def test_spawn_on_an_erlang_node_is_refused_clearly(tmp_path: Path) -> Non
         # The connection is unharmed.
         assert await node.rpc(E1, "erlang:node") == Atom(E1)
         assert not any("incompatible" in line for line in erl.lines)
+
+
+@needs_erlang
+async def test_a_message_erlang_cannot_hold_sent_before_connecting_is_dropped_with_a_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with cluster(tmp_path) as (node, erl):
+        await erl.eval("register(sink, self())")
+        # Not connected yet: both wait for the handshake to say it is erl.
+        node.send(("sink", E1), object())
+        node.send(("sink", E1), Atom("fine"))
+        assert await erl.eval("receive M -> M after 10000 -> timeout end") == "fine"
+        assert "dropped a message for node 'e1@127.0.0.1'" in caplog.text

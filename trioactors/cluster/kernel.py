@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from ..errors import ConnectionFailed, EpmdError, ProtocolError, TrioActorsError
+from ..errors import (
+    ConnectionFailed,
+    EpmdError,
+    NotSerializable,
+    ProtocolError,
+    TrioActorsError,
+)
 from ..runtime.messages import NodeDown, NodeUp
 from ..wire import records as p
 from ..wire.cbor import MessageCodec, MessageRegistry
@@ -536,7 +542,11 @@ class NetKernel:
             peer.attempt = None
         deferred, peer.deferred = peer.deferred, []
         for op in deferred:
-            op()
+            try:
+                op()
+            except NotSerializable as exc:
+                # Sent before the protocol was known: the sender is long gone.
+                log.warning("dropped a message for node %r: %s", peer.name, exc)
         peer.up.set()
         if not erlang:
             log.info("connected to node %r", peer.name)
