@@ -34,6 +34,7 @@ log = logging.getLogger("trioactors.cluster")
 _SEND: Final = p.RECORDS.code_of(p.Send)
 _SEND_NAMED: Final = p.RECORDS.code_of(p.SendNamed)
 _CALL_REPLY: Final = p.RECORDS.code_of(p.CallReply)
+_TRIOACTORS: Final = "trioactors"
 
 
 def _node_of(target: Pid | RemoteName) -> str:
@@ -107,6 +108,11 @@ class Routing:
 
     def send(self, to: Pid, msg: Any) -> None:
         """Router: `msg` for the remote pid `to` (`NotSerializable` if it can't go)."""
+        peer = self._peers.get(to.node)
+        if peer is not None and peer.conn is not None and peer.kind == _TRIOACTORS:
+            # The common case first: a connected trioactors peer.
+            peer.conn.send_frame(self._message_frame(_SEND, to, msg))
+            return
         if (peer := self._erlang_peer(to.node)) is not None:
             if (erlang := self._via_erlang(peer, lambda: self.send(to, msg))) is not None:
                 erlang.send(peer, to, msg)
@@ -120,6 +126,10 @@ class Routing:
 
     def send_named(self, to: RemoteName, msg: Any) -> None:
         """Router: `msg` for the actor registered as `to[0]` on node `to[1]`."""
+        peer = self._peers.get(to[1])
+        if peer is not None and peer.conn is not None and peer.kind == _TRIOACTORS:
+            peer.conn.send_frame(self._message_frame(_SEND_NAMED, to[0], msg))
+            return
         if (peer := self._erlang_peer(to[1])) is not None:
             if (erlang := self._via_erlang(peer, lambda: self.send_named(to, msg))) is not None:
                 erlang.send_named(peer, to[0], msg)
