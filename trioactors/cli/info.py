@@ -91,10 +91,8 @@ def format_connections(conns: list[ConnectionInfo], *, hide: str | None = None) 
 
 def run(args: argparse.Namespace) -> int:
     """Print the node's summary; 1 if it cannot be reached."""
-    try:
-        remote = remote_from_args(args)
-    except (OSError, ValueError) as exc:
-        log.error("%s", exc)
+    remote = remote_from_args(args)
+    if remote is None:
         return 1
     return trio.run(_info, remote)
 

@@ -37,10 +37,8 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     """Ping the node; 0 for pong, 1 for pang."""
-    try:
-        remote = remote_from_args(args)
-    except (OSError, ValueError) as exc:
-        log.error("%s", exc)
+    remote = remote_from_args(args)
+    if remote is None:
         print("pang", flush=True)
         return 1
     ok = trio.run(_ping, remote)

@@ -55,19 +55,23 @@ def add_remote_options(parser: argparse.ArgumentParser, *, timeout: float = 5.0)
     )
 
 
-def remote_from_args(args: argparse.Namespace) -> Remote:
-    """The `Remote` the options name; ValueError/OSError for bad ones."""
+def remote_from_args(args: argparse.Namespace) -> Remote | None:
+    """The `Remote` the options name; None (the reason logged) for bad ones."""
     if "log_level" not in args:
         # The throw-away probe node's own start-up and connection lines are
         # noise for a one-shot command; its failures are reported by the command.
         logging.getLogger("trioactors.cluster").setLevel(logging.WARNING)
-    return Remote(
-        target=parse_node(args.node),
-        epmd=args.epmd,
-        cookie=read_cookie(cookie_file=args.cookie_file),
-        timeout=args.timeout,
-        tls=tls_contexts(args),
-    )
+    try:
+        return Remote(
+            target=parse_node(args.node),
+            epmd=args.epmd,
+            cookie=read_cookie(cookie_file=args.cookie_file),
+            timeout=args.timeout,
+            tls=tls_contexts(args),
+        )
+    except (OSError, ValueError) as exc:
+        log.error("%s", exc)
+        return None
 
 
 @asynccontextmanager

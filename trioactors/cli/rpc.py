@@ -57,10 +57,8 @@ def _show(value: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Call the function; print its result (exit 0) or why it failed (exit 1)."""
-    try:
-        remote = remote_from_args(args)
-    except (OSError, ValueError) as exc:
-        log.error("%s", exc)
+    remote = remote_from_args(args)
+    if remote is None:
         return 1
     return trio.run(_rpc, remote, args.function, [parse_arg(a) for a in args.arg])
 

@@ -171,10 +171,8 @@ async def _quit_pressed(keys: trio.lowlevel.FdStream | None, within: float) -> b
 
 def run(args: argparse.Namespace) -> int:
     """Show the node (live, or once); 1 if it cannot be reached."""
-    try:
-        remote = remote_from_args(args)
-    except (OSError, ValueError) as exc:
-        log.error("%s", exc)
+    remote = remote_from_args(args)
+    if remote is None:
         return 1
     try:
         return trio.run(_top, remote, args.once, args.interval, args.limit, sys.stdout)

@@ -43,7 +43,7 @@ from ..wire.handshake import Established, Handshake, PeerHello, Refused
 from ..wire.records import TICK
 from ..wire.sniff import SNIFF_BYTES, PeerProtocol, Sniffed, identify_peer
 
-__all__ = ["Connection", "run_handshake", "sniff_stream", "wrap_tls"]
+__all__ = ["Connection", "run_handshake", "send_best_effort", "sniff_stream", "wrap_tls"]
 
 log = logging.getLogger("trioactors.cluster")
 
@@ -195,11 +195,16 @@ async def run_handshake(
             if result is not None:
                 return result
     except Exception:
-        out = machine.data_to_send()
-        if out:
-            with trio.move_on_after(1), contextlib.suppress(*_BROKEN):
-                await stream.send_all(out)
+        await send_best_effort(stream, machine.data_to_send())
         raise
+
+
+async def send_best_effort(stream: trio.abc.Stream, data: bytes) -> None:
+    """Send what a failing handshake still has to say (a refusal), within a
+    second; a stream that is already broken is fine."""
+    if data:
+        with trio.move_on_after(1), contextlib.suppress(*_BROKEN):
+            await stream.send_all(data)
 
 
 class Connection:

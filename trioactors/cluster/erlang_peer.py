@@ -69,6 +69,7 @@ from ..wire.erldist_handshake import (
 from ..wire.etf import Atom, EtfCodec, ImproperList
 from ..wire.handshake import Role
 from ..wire.terms import Pid, Ref
+from .connection import send_best_effort
 
 if TYPE_CHECKING:
     from ..otp.system import Context
@@ -661,13 +662,7 @@ async def _drive(
                         await stream.send_all(out)
                     return event
     except (TrioActorsError, ssl.SSLError):
-        out = machine.data_to_send()
-        if out:
-            with trio.move_on_after(1):
-                try:
-                    await stream.send_all(out)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    pass
+        await send_best_effort(stream, machine.data_to_send())
         raise
 
 

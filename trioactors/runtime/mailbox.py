@@ -109,12 +109,21 @@ class Mailbox:
             result = outcome.Error(_CallDown(msg))
         else:
             return False
+        self._resume_call(result)
+        return True
+
+    def _resume_call(self, result: outcome.Outcome[Any]) -> None:
+        """Wake the parked call with `result`; its alias is inactive from now."""
         waiter = self._waiter
         assert waiter is not None  # a call ref is set only while its task waits
         self._waiter = None
         self._call_ref = None
         _reschedule(waiter, result)
-        return True
+
+    def _is_call(self, ref: Ref) -> bool:
+        """True while a call with ref `ref` waits (its alias is active)."""
+        call_ref = self._call_ref
+        return call_ref is not None and (call_ref is ref or call_ref == ref)
 
     def _abort(self, raise_cancel: Any) -> trio.lowlevel.Abort:
         self._waiter = None

@@ -22,7 +22,6 @@ from .mailbox import (
     _CallExpired,
     _checkpoint,
     _current_task,
-    _reschedule,
     _Value,
     _wait_task_rescheduled,
 )
@@ -507,23 +506,13 @@ class Process(Mailbox):
 
     def _take_reply(self, ref: Ref, value: Any) -> None:
         # The alias of call `ref` is active only while the call waits.
-        call_ref = self._call_ref
-        if call_ref is not None and (call_ref is ref or call_ref == ref):
-            waiter = self._waiter
-            assert waiter is not None  # a call ref is set only while its task waits
-            self._waiter = None
-            self._call_ref = None
-            _reschedule(waiter, _Value(value))
+        if self._is_call(ref):
+            self._resume_call(_Value(value))
 
     def _call_expired(self, ref: Ref) -> None:
         # The system's call timer: call `ref` has waited its timeout.
-        call_ref = self._call_ref
-        if call_ref is not None and (call_ref is ref or call_ref == ref):
-            waiter = self._waiter
-            assert waiter is not None  # a call ref is set only while its task waits
-            self._waiter = None
-            self._call_ref = None
-            _reschedule(waiter, outcome.Error(_CallExpired()))
+        if self._is_call(ref):
+            self._resume_call(outcome.Error(_CallExpired()))
 
     def _cleaning_up(self) -> bool:
         return self._cleanup_scope is not None
