@@ -236,6 +236,19 @@ async def node_process(
                 await pipe.aclose()
 
 
+async def wait_node_up(node: ta.Node, peer: str) -> None:
+    """Wait until `node` is connected to `peer` (its NodeUp, or already)."""
+    async with node.actor() as me:
+        node.monitor_nodes(me.pid)
+        if peer in node.nodes():
+            return
+        with trio.fail_after(20):
+            while True:
+                msg = await me.receive()
+                if isinstance(msg, ta.NodeUp) and msg.node == peer:
+                    return
+
+
 async def wait_until(predicate: Callable[[], bool], within: float = 10) -> None:
     """Wait for replicas on other nodes to converge (they are told
     asynchronously, with no event to wait on from outside)."""

@@ -12,15 +12,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 import trio
 import trio.lowlevel
-from helpers import node_process
+from erlang_helpers import private_epmd
+from helpers import node_process, wait_node_up
 
 import trioactors as ta
 from trioactors.cli.main import build_parser
@@ -35,33 +35,11 @@ needs_epmd = pytest.mark.skipif(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def real_epmd() -> Iterator[int]:
-    """A real `epmd -port P` subprocess of our own, on a free port."""
-    port = free_port()
-    proc = subprocess.Popen(
-        ["epmd", "-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("real epmd did not start") from None
-                time.sleep(0.02)
+async def real_epmd() -> AsyncIterator[int]:
+    """A private real epmd on a free port."""
+    async with private_epmd() as port:
         yield port
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 async def hold_alive2(port: int, name: bytes, extra: bytes = b"") -> trio.SocketStream:
@@ -97,18 +75,6 @@ async def wait_registered(server: ta.EpmdServer, name: str, present: bool) -> No
     with trio.fail_after(30):
         while (server.lookup(name) is not None) != present:
             await server.wait_changed()
-
-
-async def wait_node_up(node: Node, peer: str) -> None:
-    async with node.actor() as me:
-        node.monitor_nodes(me.pid)
-        if peer in node.nodes():
-            return
-        with trio.fail_after(20):
-            while True:
-                msg = await me.receive()
-                if isinstance(msg, ta.NodeUp) and msg.node == peer:
-                    return
 
 
 # --------------------------------------------------------------------------- 1. lifetimes

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 import trio
-from helpers import ROOT, node_process
+from helpers import ROOT, node_process, wait_node_up
 
 import trioactors as ta
 from trioactors.cluster.discovery import registered_name
@@ -117,18 +117,6 @@ async def ask_echo(node: Node, target: str) -> object:
         node.send(("echo", target), (me.pid, "hi"))
         with trio.fail_after(20):
             return await me.receive()
-
-
-async def wait_node_up(node: Node, peer: str) -> None:
-    async with node.actor() as me:
-        node.monitor_nodes(me.pid)
-        if peer in node.nodes():
-            return
-        with trio.fail_after(20):
-            while True:
-                msg = await me.receive()
-                if isinstance(msg, ta.NodeUp) and msg.node == peer:
-                    return
 
 
 def test_which_name_a_node_registers() -> None:

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import ssl
 import struct
 import subprocess
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from hashlib import md5
 from typing import Any, TypeVar
@@ -24,6 +22,7 @@ from typing import Any, TypeVar
 import pytest
 import trio
 import trio.lowlevel
+from erlang_helpers import private_epmd
 from helpers import packet
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -707,34 +706,11 @@ io:format("ready~n").
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def epmd_port() -> Iterator[int]:
+async def epmd_port() -> AsyncIterator[int]:
     """A private real epmd on a free port."""
-    port = free_port()
-    proc = subprocess.Popen(
-        ["epmd", "-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection((HOST, port), timeout=1).close()
-                break
-            except OSError:
-                # epmd gives no readiness signal but its listening socket.
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("epmd did not start") from None
-                time.sleep(0.02)
+    async with private_epmd() as port:
         yield port
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 class ErlNode:
