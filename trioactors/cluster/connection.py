@@ -5,7 +5,9 @@ A `Connection` runs three tasks under its own nursery:
 - the reader splits incoming bytes into frames (`FrameDecoder`, the maximum
   frame size checked before a body is buffered) and hands each body to the
   node's dispatcher, which only ever does non-blocking local deliveries, so a
-  slow actor can never stall the connection for the others;
+  slow actor can never stall the connection for the others; it lets the
+  actors it woke run before it waits for more bytes, so their answers go
+  out first;
 - the writer takes every frame queued since its last write and sends them in
   one `send_all` (few syscalls under load);
 - on a plain TCP stream, a frame sent while the writer is idle and nothing
@@ -62,6 +64,8 @@ DISCONNECT: Final = "disconnect"
 PROTOCOL: Final = "protocol_error"
 
 _BROKEN: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+_yield: Final = trio.lowlevel.cancel_shielded_checkpoint
 
 # os.write on a socket's descriptor is POSIX only.
 _DIRECT_WRITES: Final = os.name == "posix"
@@ -355,15 +359,18 @@ class Connection:
     def _dispatch_safely(self) -> bool:
         """Dispatch what is buffered; False once the connection must close."""
         on_frame = self._on_frame
-        next_frame = self._decoder.next_frame
+        take = self._decoder.bodies
         try:
-            while (body := next_frame()) is not None:
-                if body:  # empty bodies are ticks
-                    self.frames_in += 1
-                    on_frame(body)
-                elif self._answer_ticks and self._writer_waiting is not None:
-                    self.send_frame(TICK)
-                    self.frames_out -= 1  # a tick is not a record
+            while bodies := take():
+                self.frames_in += len(bodies)
+                for body in bodies:
+                    if body:  # empty bodies are ticks
+                        on_frame(body)
+                        continue
+                    self.frames_in -= 1  # a tick is not a record
+                    if self._answer_ticks and self._writer_waiting is not None:
+                        self.send_frame(TICK)
+                        self.frames_out -= 1
         except ProtocolError as exc:
             self._protocol_error(exc)
             return False
@@ -405,6 +412,13 @@ class Connection:
             decoder.feed(data)
             if not self._dispatch_safely():
                 return
+            if fd >= 0:
+                # Let the actors this data woke run before the reader re-arms
+                # its wait (epoll bookkeeping of a few microseconds): in
+                # request/reply traffic their answers then go out first.
+                # Twice, as trio runs the tasks of a pass in either order.
+                await _yield()
+                await _yield()
 
     async def _ticker(self) -> None:
         # Erlang's net_ticktime scheme: every quarter of the tick timeout, send
