@@ -310,6 +310,56 @@ def test_frames_in_arbitrary_chunks(bodies: list[bytes], chunk: int) -> None:
     assert out == bodies
 
 
+@given(
+    st.lists(st.binary(max_size=100), max_size=8),
+    st.lists(st.integers(min_value=1, max_value=60), min_size=1, max_size=20),
+    st.lists(st.booleans(), min_size=1, max_size=20),
+)
+def test_bodies_takes_what_next_frame_would(
+    bodies: list[bytes], chunks: list[int], bulk: list[bool]
+) -> None:
+    # bodies() and next_frame() mixed at random over random chunks: the same
+    # frames, in order, nothing left over.
+    stream = b"".join(encode_frame(b) for b in bodies)
+    dec = FrameDecoder()
+    out: list[bytes] = []
+    pos = i = 0
+    while pos < len(stream):
+        size = chunks[i % len(chunks)]
+        dec.feed(stream[pos : pos + size])
+        pos += size
+        if bulk[i % len(bulk)]:
+            out.extend(dec.bodies())
+        elif (body := dec.next_frame()) is not None:
+            out.append(body)
+        i += 1
+    out.extend(dec)
+    assert out == bodies
+    assert dec.buffered == 0 and dec.bodies() == []
+
+
+def test_bodies_hands_out_the_frames_before_an_oversize_one() -> None:
+    dec = FrameDecoder(max_size=10)
+    dec.feed(encode_frame(b"a") + encode_frame(b"bc") + struct.pack(">I", 11))
+    assert dec.bodies() == [b"a", b"bc"]
+    with pytest.raises(ta.FrameTooLarge):
+        dec.bodies()
+
+
+def test_bodies_waits_for_a_big_frame_without_joining_each_chunk() -> None:
+    dec = FrameDecoder()
+    body = bytes(range(256)) * 64
+    frame = encode_frame(body)
+    dec.feed(frame[:100])
+    assert dec.bodies() == []
+    for i in range(100, len(frame) - 1, 100):
+        dec.feed(frame[i : min(i + 100, len(frame) - 1)])
+        assert dec.bodies() == []
+        assert dec._chunks  # the pieces wait unjoined until the frame is whole
+    dec.feed(frame[-1:])
+    assert dec.bodies() == [body]
+
+
 def test_oversize_frame_is_refused_before_the_body() -> None:
     dec = FrameDecoder(max_size=10)
     dec.feed(struct.pack(">I", 11))

@@ -59,7 +59,11 @@ class FrameDecoder:
             self._pending += len(data)
 
     def _join(self) -> None:
-        self._buf = self._buf[self._pos :] + b"".join(self._chunks)
+        chunks = self._chunks
+        if self._pos == len(self._buf) and len(chunks) == 1:
+            self._buf = chunks[0]  # the usual read: nothing left over, no copy
+        else:
+            self._buf = self._buf[self._pos :] + b"".join(chunks)
         self._pos = 0
         self._chunks.clear()
         self._pending = 0
@@ -89,6 +93,46 @@ class FrameDecoder:
         self._pos = end
         self._need = -1
         return self._buf[pos + 4 : end]
+
+    def bodies(self) -> list[bytes]:
+        """Every complete frame body buffered, in order (empty if none).
+
+        The same frames as calling `next_frame` until None, in one pass (the
+        node's reader takes a whole read's worth of small frames at once). A
+        length above `max_size` raises `FrameTooLarge` once the frames before
+        it have been taken, on the next call.
+        """
+        need = self._need
+        if need >= 0 and len(self._buf) - self._pos + self._pending < 4 + need:
+            return []  # still inside a big frame: no join per chunk
+        if self._chunks:
+            self._join()
+        buf = self._buf
+        pos = self._pos
+        size = len(buf)
+        max_size = self.max_size
+        unpack = _HEADER.unpack_from
+        out: list[bytes] = []
+        need = -1
+        while size - pos >= 4:
+            (length,) = unpack(buf, pos)
+            if length > max_size:
+                if out:
+                    break
+                raise FrameTooLarge(length, max_size)
+            end = pos + 4 + length
+            if end > size:
+                need = length
+                break
+            out.append(buf[pos + 4 : end])
+            pos = end
+        if pos == size:
+            # Everything taken: let go of the read buffer now.
+            self._buf = b""
+            pos = 0
+        self._pos = pos
+        self._need = need
+        return out
 
     def __iter__(self) -> Iterator[bytes]:
         while (body := self.next_frame()) is not None:
