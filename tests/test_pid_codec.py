@@ -313,29 +313,46 @@ def test_frames_in_arbitrary_chunks(bodies: list[bytes], chunk: int) -> None:
 @given(
     st.lists(st.binary(max_size=100), max_size=8),
     st.lists(st.integers(min_value=1, max_value=60), min_size=1, max_size=20),
-    st.lists(st.booleans(), min_size=1, max_size=20),
+    st.lists(st.sampled_from(["take", "bodies", "next_frame"]), min_size=1, max_size=20),
 )
 def test_bodies_takes_what_next_frame_would(
-    bodies: list[bytes], chunks: list[int], bulk: list[bool]
+    bodies: list[bytes], chunks: list[int], ways: list[str]
 ) -> None:
-    # bodies() and next_frame() mixed at random over random chunks: the same
-    # frames, in order, nothing left over.
+    # take(), bodies() and next_frame() mixed at random over random chunks
+    # (some of them exactly one frame): the same frames, in order, nothing
+    # left over.
     stream = b"".join(encode_frame(b) for b in bodies)
     dec = FrameDecoder()
     out: list[bytes] = []
     pos = i = 0
     while pos < len(stream):
         size = chunks[i % len(chunks)]
-        dec.feed(stream[pos : pos + size])
+        piece = stream[pos : pos + size]
         pos += size
-        if bulk[i % len(bulk)]:
-            out.extend(dec.bodies())
-        elif (body := dec.next_frame()) is not None:
-            out.append(body)
+        way = ways[i % len(ways)]
+        if way == "take":
+            out.extend(dec.take(piece))
+        else:
+            dec.feed(piece)
+            if way == "bodies":
+                out.extend(dec.bodies())
+            elif (body := dec.next_frame()) is not None:
+                out.append(body)
         i += 1
     out.extend(dec)
     assert out == bodies
     assert dec.buffered == 0 and dec.bodies() == []
+
+
+def test_take_of_exactly_one_frame() -> None:
+    dec = FrameDecoder(max_size=10)
+    assert dec.take(encode_frame(b"abc")) == [b"abc"]
+    assert dec.buffered == 0
+    with pytest.raises(ta.FrameTooLarge):
+        dec.take(encode_frame(b"x" * 11))  # the limit holds on the short cut too
+    dec = FrameDecoder()
+    dec.feed(b"\0\0")  # half a header waiting: no short cut
+    assert dec.take(b"\0\2" + encode_frame(b"zz")[4:]) == [b"zz"]
 
 
 def test_bodies_hands_out_the_frames_before_an_oversize_one() -> None:

@@ -356,12 +356,14 @@ class Connection:
         log.warning("closing connection to node %r: %s", self.peer, exc)
         self._set_reason(PROTOCOL, only_if_unset=False)
 
-    def _dispatch_safely(self) -> bool:
-        """Dispatch what is buffered; False once the connection must close."""
+    def _dispatch_safely(self, data: bytes | bytearray = b"") -> bool:
+        """Dispatch what is buffered and the frames in `data`; False once
+        the connection must close."""
         on_frame = self._on_frame
-        take = self._decoder.bodies
+        more = self._decoder.bodies
         try:
-            while bodies := take():
+            bodies = self._decoder.take(data)
+            while bodies:
                 self.frames_in += len(bodies)
                 for body in bodies:
                     if body:  # empty bodies are ticks
@@ -371,6 +373,7 @@ class Connection:
                     if self._answer_ticks and self._writer_waiting is not None:
                         self.send_frame(TICK)
                         self.frames_out -= 1
+                bodies = more()
         except ProtocolError as exc:
             self._protocol_error(exc)
             return False
@@ -382,7 +385,6 @@ class Connection:
         return True
 
     async def _reader(self) -> None:
-        decoder = self._decoder
         stream = self.stream
         wait_readable = trio.lowlevel.wait_readable
         fd = self._fd
@@ -409,8 +411,7 @@ class Connection:
                 return
             self.bytes_in += len(data)
             self._direct = fd >= 0
-            decoder.feed(data)
-            if not self._dispatch_safely():
+            if not self._dispatch_safely(data):
                 return
             if fd >= 0:
                 # Let the actors this data woke run before the reader re-arms

@@ -13,7 +13,7 @@ from typing import Final
 
 from ..errors import FrameTooLarge
 
-__all__ = ["DEFAULT_MAX_FRAME_SIZE", "FrameDecoder", "encode_frame"]
+__all__ = ["DEFAULT_MAX_FRAME_SIZE", "FrameDecoder", "encode_frame", "frame_header"]
 
 DEFAULT_MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
 
@@ -23,6 +23,10 @@ _HEADER = struct.Struct(">I")
 def encode_frame(body: bytes) -> bytes:
     """`body` behind its 4-byte big-endian length."""
     return _HEADER.pack(len(body)) + body
+
+
+#: The 4-byte header of a frame whose body has this many bytes.
+frame_header: Final = _HEADER.pack
 
 
 class FrameDecoder:
@@ -93,6 +97,23 @@ class FrameDecoder:
         self._pos = end
         self._need = -1
         return self._buf[pos + 4 : end]
+
+    def take(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """`feed(data)`, then `bodies()`; a read that is exactly one frame
+        (request/reply traffic) costs no buffering at all."""
+        if (
+            type(data) is bytes
+            and self._need < 0
+            and not self._chunks
+            and self._pos == len(self._buf)
+        ):
+            size = len(data)
+            if size > 4:
+                (length,) = _HEADER.unpack_from(data)
+                if length + 4 == size and length <= self.max_size:
+                    return [data[4:]]
+        self.feed(data)
+        return self.bodies()
 
     def bodies(self) -> list[bytes]:
         """Every complete frame body buffered, in order (empty if none).
