@@ -18,6 +18,7 @@ import trustme
 import trioactors as ta
 from trioactors.cluster.connection import Connection
 from trioactors.wire.cbor import _CACHE_SIZE, TAG_PID, MessageCodec
+from trioactors.wire.framing import DEFAULT_MAX_FRAME_SIZE as LIMIT
 from trioactors.wire.framing import FrameDecoder, encode_frame
 from trioactors.wire.terms import Pid, Ref
 
@@ -224,18 +225,20 @@ def test_addressed_records_are_the_same_bytes_as_plain_encoding() -> None:
     ]
     for _ in range(2):  # the second round comes from the caches
         for code, address, payload in cases:
-            assert codec.encode_addressed(code, address, payload) == codec.encode(
-                [code, address, payload]
+            assert codec.frame_addressed(code, address, payload, LIMIT) == encode_frame(
+                codec.encode([code, address, payload])
             )
     # Another node's codec writes the very same bytes: pids are absolute.
-    assert MessageCodec().encode_addressed(1, pid, 0) == codec.encode_addressed(1, pid, 0)
+    assert MessageCodec().frame_addressed(1, pid, 0, LIMIT) == codec.frame_addressed(
+        1, pid, 0, LIMIT
+    )
 
 
 def test_codec_caches_are_bounded() -> None:
     codec = MessageCodec()
     for i in range(_CACHE_SIZE + 50):
         pid = Pid("a", i, 0, 1)
-        codec.encode_addressed(1, pid, pid)
+        codec.frame_addressed(1, pid, pid, LIMIT)
         codec.decode(codec.encode(Pid("b", i, 0, 1)))
     assert len(codec._pid_bytes) <= _CACHE_SIZE
     assert len(codec._heads) <= _CACHE_SIZE
@@ -273,10 +276,14 @@ def test_pids_as_dict_keys_decode_with_a_warm_cache() -> None:
 
 def test_unserialisable_payload_after_a_cached_head() -> None:
     codec = MessageCodec()
-    codec.encode_addressed(2, "name", "ok")
+    codec.frame_addressed(2, "name", "ok", LIMIT)
     with pytest.raises(ta.NotSerializable):
-        codec.encode_addressed(2, "name", ("fine", object()))
-    assert codec.encode_addressed(2, "name", "ok") == codec.encode([2, "name", "ok"])
+        codec.frame_addressed(2, "name", ("fine", object()), LIMIT)
+    assert codec.frame_addressed(2, "name", "ok", LIMIT) == encode_frame(
+        codec.encode([2, "name", "ok"])
+    )
+    with pytest.raises(ta.NotSerializable, match="exceeds max_frame_size"):
+        codec.frame_addressed(2, "name", "x" * 100, 100)
 
 
 # ------------------------------------------------------------------ frame decoder

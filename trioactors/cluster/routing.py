@@ -50,6 +50,7 @@ class Routing:
         self._codec = kernel.codec
         self._peers = kernel.peers
         self._name = kernel.name
+        self._max_frame = kernel.max_frame_size
 
     # -- Erlang peers
 
@@ -88,15 +89,7 @@ class Routing:
             return self.frame(attrs.evolve(record, reason=repr(reason)))
 
     def _message_frame(self, code: int, address: Pid | str, msg: Any) -> bytes:
-        body = self._codec.encode_addressed(code, address, msg)
-        limit = self.kernel.max_frame_size
-        if len(body) > limit:
-            # A frame over the limit would make the peer drop the whole connection.
-            raise NotSerializable(
-                f"message of {len(body)} bytes exceeds max_frame_size "
-                f"({limit}); send it in parts or raise the limit on every node"
-            )
-        return encode_frame(body)
+        return self._codec.frame_addressed(code, address, msg, self._max_frame)
 
     def _to_node(self, node: str, frame: bytes) -> None:
         if node == self._name:
@@ -111,7 +104,7 @@ class Routing:
         peer = self._peers.get(to.node)
         if peer is not None and peer.conn is not None and peer.kind == _TRIOACTORS:
             # The common case first: a connected trioactors peer.
-            peer.conn.send_frame(self._message_frame(_SEND, to, msg))
+            peer.conn.send_frame(self._codec.frame_addressed(_SEND, to, msg, self._max_frame))
             return
         if (peer := self._erlang_peer(to.node)) is not None:
             if (erlang := self._via_erlang(peer, lambda: self.send(to, msg))) is not None:
@@ -128,7 +121,9 @@ class Routing:
         """Router: `msg` for the actor registered as `to[0]` on node `to[1]`."""
         peer = self._peers.get(to[1])
         if peer is not None and peer.conn is not None and peer.kind == _TRIOACTORS:
-            peer.conn.send_frame(self._message_frame(_SEND_NAMED, to[0], msg))
+            peer.conn.send_frame(
+                self._codec.frame_addressed(_SEND_NAMED, to[0], msg, self._max_frame)
+            )
             return
         if (peer := self._erlang_peer(to[1])) is not None:
             if (erlang := self._via_erlang(peer, lambda: self.send_named(to, msg))) is not None:

@@ -17,7 +17,7 @@ import attrs
 import cbor2
 
 from ..errors import NotSerializable, ProtocolError
-from .framing import encode_frame
+from .framing import encode_frame, frame_header
 from .terms import Pid, Ref, intern_node
 
 __all__ = [
@@ -229,9 +229,10 @@ class MessageCodec:
         except _ENCODE_ERRORS as exc:
             _raise_not_serializable(exc)
 
-    def encode_addressed(self, code: int, address: Pid | str, payload: Any) -> bytes:
-        """CBOR bytes of the array ``[code, address, payload]`` (`NotSerializable`
-        as `encode`): the shape of a message record.
+    def frame_addressed(self, code: int, address: Pid | str, payload: Any, limit: int) -> bytes:
+        """The frame of the array ``[code, address, payload]``, the shape of a
+        message record: `NotSerializable` as `encode`, or if its body is over
+        `limit` bytes (the peer would drop the connection for it).
 
         The bytes of ``[code, address`` are remembered, as one actor sends to
         the same few addresses again and again: only `payload` is encoded
@@ -244,11 +245,18 @@ class MessageCodec:
             head = self.encode([code, address, None])[:-1]
             _remember(self._heads, key, head)
         try:
-            return head + self._to_bytes(payload)
+            tail = self._to_bytes(payload)
         except NotSerializable:
             raise
         except _ENCODE_ERRORS as exc:
             _raise_not_serializable(exc)
+        size = len(head) + len(tail)
+        if size > limit:
+            raise NotSerializable(
+                f"message of {size} bytes exceeds max_frame_size ({limit}); "
+                "send it in parts or raise the limit on every node"
+            )
+        return frame_header(size) + head + tail
 
     # -- decoding
 
