@@ -1,11 +1,12 @@
 """Remote messaging speed: two node processes on loopback, each figure beside a
 bare-trio baseline measured in the same run, and the ratio.
 
-    python benchmarks/remote.py            # full run (~20 s)
+    python benchmarks/remote.py            # full run (~30 s)
     python benchmarks/remote.py --quick    # a few seconds (the test suite runs this)
 
-A full run takes each figure as the median of 3 rounds, bare and trioactors
-rounds alternating, so that the machine's drift hits both alike.
+A full run takes each figure as the median of 7 rounds, bare and trioactors
+rounds alternating, so that the machine's drift hits both alike (on a noisy
+VM single rounds of ping-pong vary by +-10%).
 
 1. ping-pong round trips between an actor here and an echo actor on a node
    process, vs. two bare trio processes exchanging the same CBOR frames over
@@ -44,7 +45,7 @@ BATCH = 1000
 # could cost the baseline an mmap per read.
 RECEIVE_SIZE = 64 * 1024
 #: Alternating bare / trioactors rounds per figure in a full run (medians reported).
-ROUNDS = 3
+ROUNDS = 7
 
 # --------------------------------------------------------------------------- the node app
 
@@ -270,7 +271,7 @@ def _row(label: str, ours: float, base: float, unit: str) -> None:
 
 
 async def main(quick: bool) -> None:
-    n_rt, n_msgs, n_calls = (2_000, 20_000, 1_000) if quick else (10_000, 200_000, 10_000)
+    n_rt, n_msgs, n_calls = (2_000, 20_000, 1_000) if quick else (5_000, 200_000, 10_000)
     rounds = 1 if quick else ROUNDS
     _check_bare_frames()
     node_cmd = ["-m", "trioactors", "--log-level", "warning", "node", "bench-b", "--epmd",
