@@ -5,8 +5,9 @@ bare-trio baseline measured in the same run, and the ratio.
     python benchmarks/remote.py --quick    # a few seconds (the test suite runs this)
 
 A full run takes each figure as the median of 7 rounds, bare and trioactors
-rounds alternating, so that the machine's drift hits both alike (on a noisy
-VM single rounds of ping-pong vary by +-10%).
+rounds alternating, and the ratio as the median of each round's ratio to the
+bare round just before it, so that the machine's drift hits both alike (on a
+noisy VM single rounds of ping-pong vary by +-10%).
 
 1. ping-pong round trips between an actor here and an echo actor on a node
    process, vs. two bare trio processes exchanging the same CBOR frames over
@@ -265,9 +266,14 @@ async def _child(args: list[str], prefix: str) -> AsyncIterator[tuple[str, int]]
             await proc.wait()
 
 
-def _row(label: str, ours: float, base: float, unit: str) -> None:
-    print(f"{label:<30} {ours:>12,.0f} {unit:<8} bare trio {base:>12,.0f} {unit:<8} "
-          f"ratio {ours / base:5.2f}x", flush=True)  # fmt: skip
+def _row(label: str, ours: list[float], base: list[float], unit: str) -> None:
+    # The ratio is the median of each round's ratio to the bare round just
+    # before it: drift between rounds cancels out, which a ratio of the two
+    # medians would not do.
+    median = statistics.median
+    ratio = median(o / b for o, b in zip(ours, base, strict=True))
+    print(f"{label:<30} {median(ours):>12,.0f} {unit:<8} bare trio {median(base):>12,.0f} "
+          f"{unit:<8} ratio {ratio:5.2f}x", flush=True)  # fmt: skip
 
 
 async def main(quick: bool) -> None:
@@ -300,8 +306,8 @@ async def main(quick: bool) -> None:
     median = statistics.median
     print(f"remote benchmarks ({'quick' if quick else 'full'}), two processes on loopback"
           f"{'' if quick else f', median of {rounds} alternating rounds'}")  # fmt: skip
-    _row("ping-pong round trips", median(rt), median(base_rt), "rt/s")
-    _row("one-way throughput", median(tp), median(base_tp), "msg/s")
+    _row("ping-pong round trips", rt, base_rt, "rt/s")
+    _row("one-way throughput", tp, base_tp, "msg/s")
     print(f"{'call latency':<30} p50 {p50 * 1e6:,.0f} us   p99 {p99 * 1e6:,.0f} us "
           f"(bare ping-pong round trip {1e6 / median(base_rt):,.0f} us)")  # fmt: skip
 
