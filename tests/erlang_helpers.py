@@ -34,7 +34,7 @@ def needs_erlang(fn: _F) -> _F:
     skip = pytest.mark.skipif(
         not HAVE_ERLANG,
         reason="Erlang/OTP (erl, erlc, epmd) is not installed: apt-get install erlang-nox "
-        "(scripts/install-erlang.sh does it in `make test`)",
+        "(scripts/install-test-tools.sh does it in `make test`)",
     )
     marked: _F = pytest.mark.erlang(skip(fn))
     return marked

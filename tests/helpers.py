@@ -14,12 +14,13 @@ import os
 import struct
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 import trio
 import trio.lowlevel
 
@@ -29,6 +30,9 @@ from trioactors.wire.cbor import MessageCodec
 from trioactors.wire.names import parse_host_port
 
 ROOT = Path(__file__).resolve().parent.parent
+NETNS_SCRIPT = ROOT / "scripts" / "netns.sh"
+#: This process's address on the bridge of the namespaces (the fourth host).
+BRIDGE = "10.77.0.254"
 #: The cookie `node_process` gives its children unless told otherwise.
 COOKIE = "process-test-cookie"
 #: The default app of `node_process`: echo, sink, spawnables (tests/dist_apps.py).
@@ -271,3 +275,23 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, within: fl
                 pass
             await trio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def netns(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run scripts/netns.sh (``up``, ``down``, ``cut N``, ``mend N``)."""
+    return subprocess.run(
+        ["bash", str(NETNS_SCRIPT), *args], capture_output=True, text=True, timeout=60
+    )
+
+
+@contextmanager
+def netns_hosts() -> Iterator[None]:
+    """The three namespace hosts, up for the duration; the test is skipped,
+    saying why, where namespaces can't be made."""
+    made = netns("up")
+    if made.returncode != 0:
+        pytest.skip(f"cannot build network namespaces here: {made.stderr.strip()}")
+    try:
+        yield
+    finally:
+        netns("down")

@@ -10,19 +10,17 @@ registered with a private `epmd -port P`, in both directions.
 from __future__ import annotations
 
 import os
-import shutil
 import ssl
 import struct
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from hashlib import md5
-from typing import Any, TypeVar
 
 import pytest
 import trio
 import trio.lowlevel
-from erlang_helpers import private_epmd
+from erlang_helpers import needs_erlang, private_epmd
 from helpers import packet
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -646,20 +644,6 @@ def test_identify_others(data: bytes, protocol: PeerProtocol) -> None:
 
 
 # --------------------------------------------------------------------------- real erl
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-_HAVE_ERLANG = shutil.which("erl") is not None and shutil.which("epmd") is not None
-
-
-def needs_erlang(fn: _F) -> _F:
-    """Mark a test as needing Erlang/OTP; skip it, saying why, without."""
-    skip = pytest.mark.skipif(
-        not _HAVE_ERLANG,
-        reason="Erlang/OTP (erl, epmd) is not installed: apt-get install erlang-nox "
-        "(scripts/install-erlang.sh does it in `make test`)",
-    )
-    marked: _F = pytest.mark.erlang(skip(fn))
-    return marked
 
 
 ERL_COOKIE = "erldist_cookie"

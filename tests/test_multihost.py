@@ -11,37 +11,24 @@ the cable is back. Skipped, with the reason, where namespaces can't be made.
 from __future__ import annotations
 
 import functools
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import trio
-from helpers import node_process, wait_until
+from helpers import BRIDGE, netns, netns_hosts, node_process, wait_until
 
 import trioactors as ta
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "netns.sh"
 COOKIE = "multihost-cookie"
-BRIDGE = "10.77.0.254"
 TICK = 2.0
-
-
-def netns(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture(scope="module")
 def hosts() -> Iterator[None]:
-    made = netns("up")
-    if made.returncode != 0:
-        pytest.skip(f"cannot build network namespaces here: {made.stderr.strip()}")
-    try:
+    with netns_hosts():
         yield
-    finally:
-        netns("down")
 
 
 def on_host(n: int) -> list[str]:

@@ -14,24 +14,17 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import pytest
 import trio
-from helpers import ROOT, node_process
+from helpers import BRIDGE, ROOT, netns_hosts, node_process
 
 import trioactors as ta
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "netns.sh"
 COOKIE = "multihost-epmd-cookie"
-BRIDGE = "10.77.0.254"
 EPMD_PORT = 4369  # each namespace has a port space of its own: Erlang's default
-
-
-def netns(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
 
 
 def on_host(n: int) -> list[str]:
@@ -42,13 +35,8 @@ def on_host(n: int) -> list[str]:
 def hosts() -> Iterator[None]:
     if shutil.which("epmd") is None:
         pytest.skip("Erlang/OTP's epmd is not installed")
-    made = netns("up")
-    if made.returncode != 0:
-        pytest.skip(f"cannot build network namespaces here: {made.stderr.strip()}")
-    try:
+    with netns_hosts():
         yield
-    finally:
-        netns("down")
 
 
 async def wait_for_epmd(host: str) -> None:
