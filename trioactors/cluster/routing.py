@@ -88,9 +88,6 @@ class Routing:
         except NotSerializable:
             return self.frame(attrs.evolve(record, reason=repr(reason)))
 
-    def _message_frame(self, code: int, address: Pid | str, msg: Any) -> bytes:
-        return self._codec.frame_addressed(code, address, msg, self._max_frame)
-
     def _to_node(self, node: str, frame: bytes) -> None:
         if node == self._name:
             log.debug("dropping a signal for an earlier incarnation of this node")
@@ -110,7 +107,7 @@ class Routing:
             if (erlang := self._via_erlang(peer, lambda: self.send(to, msg))) is not None:
                 erlang.send(peer, to, msg)
             return
-        frame = self._message_frame(_SEND, to, msg)
+        frame = self._codec.frame_addressed(_SEND, to, msg, self._max_frame)
         peer = self._peers.get(to.node)
         if peer is not None and peer.conn is not None:
             peer.conn.send_frame(frame)
@@ -130,7 +127,7 @@ class Routing:
                 erlang.send_named(peer, to[0], msg)
             return
         name, node = to
-        frame = self._message_frame(_SEND_NAMED, name, msg)
+        frame = self._codec.frame_addressed(_SEND_NAMED, name, msg, self._max_frame)
         peer = self._peers.get(node)
         if peer is not None and peer.conn is not None:
             peer.conn.send_frame(frame)

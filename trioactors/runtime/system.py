@@ -683,10 +683,7 @@ class System:
         """A message from a peer for the locally registered `name`."""
         pid = self._names.get(name)
         if pid is not None:
-            # A registered name is a live local actor's: no incarnation check.
-            proc = self._procs.get(pid.id + pid.serial * _WORD if pid.serial else pid.id)
-            if proc is not None:
-                proc._deliver(msg)
+            self.deliver(pid, msg)
 
     def remote_link(self, local: Pid, remote: Pid) -> None:
         """A peer linked `remote` to `local` (answers ``noproc`` if `local` is dead)."""

@@ -20,13 +20,13 @@ DEFAULT_MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
 _HEADER = struct.Struct(">I")
 
 
-def encode_frame(body: bytes) -> bytes:
-    """`body` behind its 4-byte big-endian length."""
-    return _HEADER.pack(len(body)) + body
-
-
 #: The 4-byte header of a frame whose body has this many bytes.
 frame_header: Final = _HEADER.pack
+
+
+def encode_frame(body: bytes) -> bytes:
+    """`body` behind its 4-byte big-endian length."""
+    return frame_header(len(body)) + body
 
 
 class FrameDecoder:
